@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Run the test suite on each metadata backend: SQLite (default), then PostgreSQL
+# on a throw-away local cluster (scripts/pg-test-cluster.sh).
+#
+#   scripts/test.sh [PYTEST ARGS...]        e.g. scripts/test.sh -k sql
+#   MANARA_TEST_BACKENDS=sqlite scripts/test.sh
+#
+# With CI=true a missing PostgreSQL is an error; otherwise that pass is skipped.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+BACKENDS="${MANARA_TEST_BACKENDS:-sqlite postgresql}"
+PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider tests "$@")
+failed=()
+status=0
+# Make Ctrl-C / SIGTERM go through the EXIT trap (which stops the PostgreSQL cluster).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for backend in $BACKENDS; do
+    case "$backend" in
+        sqlite | postgresql) ;;
+        *) echo "test.sh: unknown backend '$backend' in MANARA_TEST_BACKENDS (use: sqlite postgresql)" >&2; exit 2 ;;
+    esac
+done
+
+note_result() {
+    if [[ $2 -ne 0 ]]; then
+        failed+=("$1 (pytest exit $2)")
+        [[ $status -ne 0 ]] || status=$2
+    fi
+}
+
+have_pg() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+
+run_sqlite() {
+    echo "=== tests on SQLite ==="
+    local rc=0
+    env -u MANARA_TEST_DATABASE_URL "${PYTEST[@]}" || rc=$?
+    note_result sqlite "$rc"
+}
+
+run_postgresql() {
+    echo "=== tests on PostgreSQL ==="
+    if ! have_pg && [[ "$(id -u)" -eq 0 ]]; then
+        echo "test.sh: installing PostgreSQL (apt-get)..."
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+            || echo "test.sh: apt-get install postgresql failed" >&2
+    fi
+    if ! have_pg; then
+        if [[ "${CI:-}" == "true" ]]; then
+            echo "test.sh: ERROR: PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin/initdb)" \
+                "and could not be installed; CI requires the PostgreSQL pass." >&2
+            exit 1
+        fi
+        echo "PostgreSQL not found: install it with 'apt-get install postgresql' to run the suite on PostgreSQL"
+        return 0
+    fi
+
+    local url rc=0
+    trap 'scripts/pg-test-cluster.sh stop || true' EXIT
+    scripts/pg-test-cluster.sh stop  # start from an empty cluster, even after an aborted run
+    url="$(scripts/pg-test-cluster.sh start)"
+    echo "test.sh: PostgreSQL test cluster at $url"
+    MANARA_TEST_DATABASE_URL="$url" "${PYTEST[@]}" || rc=$?
+    scripts/pg-test-cluster.sh stop || true
+    trap - EXIT
+    note_result postgresql "$rc"
+}
+
+for backend in $BACKENDS; do
+    "run_$backend"
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "test.sh: FAILED on: ${failed[*]}" >&2
+    exit "$status"
+fi
+echo "test.sh: all passes OK ($BACKENDS)"

@@ -1,0 +1,112 @@
+"""Effective settings: `MANARA_*` environment variables over `$MANARA_HOME/manara.toml` over defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE = "manara.toml"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MANARA_HOME", "./manara-data")).expanduser().resolve()
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads `manara.toml` from the workspace; environment variables take precedence over it."""
+
+    def __init__(self, settings_cls: type[BaseSettings], home: Path) -> None:
+        super().__init__(settings_cls)
+        path = home / CONFIG_FILE
+        self._data: dict[str, Any] = tomllib.loads(path.read_text("utf-8")) if path.is_file() else {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MANARA_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home, description="workspace folder")
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL of the metadata database (default: SQLite in the workspace)"
+    )
+    warehouse: Path | None = Field(default=None, description="folder of the Iceberg warehouse")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_tenant: str = Field(default="default", description="tenant used by the CLI when --tenant is absent")
+    sql_row_limit: int = Field(default=10_000, ge=1, description="most rows a SQL query returns")
+    sql_timeout_s: float = Field(default=30.0, gt=0, description="wall-clock limit of one SQL query")
+    sql_memory_limit: str = Field(default="2GB", description="DuckDB memory limit per query")
+    sql_threads: int = Field(default=2, ge=1)
+    max_upload_mb: int = Field(default=2048, ge=1, description="largest accepted upload")
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home = _home_from(init_settings)
+        return (init_settings, env_settings, _TomlSource(settings_cls, home))
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.home / 'manara.db'}"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return (self.warehouse or self.home / "warehouse").resolve()
+
+    @property
+    def tmp_path(self) -> Path:
+        return self.home / "tmp"
+
+    def redacted(self) -> dict[str, Any]:
+        """Effective settings with secrets hidden (passwords inside URLs too)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = redact_url(value.get_secret_value())
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        out["database_url"] = redact_url(self.db_url)
+        out["warehouse"] = str(self.warehouse_path)
+        return out
+
+
+def _home_from(init_settings: PydanticBaseSettingsSource) -> Path:
+    init = init_settings()
+    if init.get("home"):
+        return Path(init["home"]).expanduser().resolve()
+    return default_home()
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL such as postgresql://user:secret@host/db."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a SQLAlchemy URL: hide it whole
+        return "***"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

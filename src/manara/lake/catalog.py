@@ -1,0 +1,56 @@
+"""The Iceberg catalog: pyiceberg's SQL catalog in the metadata database, one namespace per tenant."""
+
+from __future__ import annotations
+
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.table import Table
+
+from manara.config import Settings
+from manara.errors import DatasetNotFound
+from manara.govern.identity import check_slug
+from manara.meta.db import configure_engine
+
+CATALOG_NAME = "manara"
+TABLE_DEFAULTS = {
+    "write.parquet.compression-codec": "zstd",
+    "write.format.default": "parquet",
+}
+
+
+def open_catalog(settings: Settings) -> SqlCatalog:
+    settings.warehouse_path.mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(
+        CATALOG_NAME,
+        uri=settings.db_url,
+        warehouse=settings.warehouse_path.as_uri(),
+    )
+    configure_engine(catalog.engine)
+    catalog.engine.dispose()  # reconnect with Manara's connection settings
+    return catalog
+
+
+def ensure_namespace(catalog: SqlCatalog, tenant: str) -> None:
+    try:
+        catalog.create_namespace(tenant)
+    except NamespaceAlreadyExistsError:
+        pass
+
+
+def identifier(tenant: str, dataset: str) -> tuple[str, str]:
+    check_slug(dataset, "dataset name")
+    return (tenant, dataset)
+
+
+def load_dataset(catalog: SqlCatalog, tenant: str, dataset: str) -> Table:
+    try:
+        return catalog.load_table(identifier(tenant, dataset))
+    except NoSuchTableError:
+        raise DatasetNotFound(f"dataset '{dataset}' does not exist") from None
+
+
+def dataset_names(catalog: SqlCatalog, tenant: str) -> list[str]:
+    try:
+        return sorted(name for _, name in catalog.list_tables(tenant))
+    except Exception:  # namespace not created yet: no datasets
+        return []
