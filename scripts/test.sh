@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 BACKENDS="${MANARA_TEST_BACKENDS:-sqlite postgresql}"
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider tests "$@")
 failed=()
+ran=()
 status=0
 # Make Ctrl-C / SIGTERM go through the EXIT trap (which stops the PostgreSQL cluster).
 trap 'exit 130' INT
@@ -38,6 +39,7 @@ run_sqlite() {
     echo "=== tests on SQLite ==="
     local rc=0
     env -u MANARA_TEST_DATABASE_URL "${PYTEST[@]}" || rc=$?
+    ran+=(sqlite)
     note_result sqlite "$rc"
 }
 
@@ -59,13 +61,14 @@ run_postgresql() {
     fi
 
     local url rc=0
-    trap 'scripts/pg-test-cluster.sh stop || true' EXIT
-    scripts/pg-test-cluster.sh stop  # start from an empty cluster, even after an aborted run
-    url="$(scripts/pg-test-cluster.sh start)"
+    trap 'bash scripts/pg-test-cluster.sh stop || true' EXIT
+    bash scripts/pg-test-cluster.sh stop  # start from an empty cluster, even after an aborted run
+    url="$(bash scripts/pg-test-cluster.sh start)"
     echo "test.sh: PostgreSQL test cluster at $url"
     MANARA_TEST_DATABASE_URL="$url" "${PYTEST[@]}" || rc=$?
-    scripts/pg-test-cluster.sh stop || true
+    bash scripts/pg-test-cluster.sh stop || true
     trap - EXIT
+    ran+=(postgresql)
     note_result postgresql "$rc"
 }
 
@@ -77,4 +80,4 @@ if [[ ${#failed[@]} -gt 0 ]]; then
     echo "test.sh: FAILED on: ${failed[*]}" >&2
     exit "$status"
 fi
-echo "test.sh: all passes OK ($BACKENDS)"
+echo "test.sh: all passes OK (${ran[*]:-none})"

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     warehouse: Path | None = Field(default=None, description="folder of the Iceberg warehouse")
     host: str = "127.0.0.1"
     port: int = 8000
-    default_tenant: str = Field(default="default", description="tenant used by the CLI when --tenant is absent")
+    default_tenant: str = Field(
+        default="default", description="tenant used by the CLI when --tenant is absent"
+    )
     sql_row_limit: int = Field(default=10_000, ge=1, description="most rows a SQL query returns")
     sql_timeout_s: float = Field(default=30.0, gt=0, description="wall-clock limit of one SQL query")
     sql_memory_limit: str = Field(default="2GB", description="DuckDB memory limit per query")

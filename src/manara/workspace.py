@@ -61,6 +61,12 @@ class Workspace:
         migrate.upgrade(ws.engine)  # no-op when current; applies new migrations after an upgrade
         return ws
 
+    def close(self) -> None:
+        """Release database connections (the catalog's engine too)."""
+        if "catalog" in self.__dict__:
+            self.catalog.engine.dispose()
+        self.engine.dispose()
+
     def principal(self, tenant: str | None = None, actor: str | None = None) -> Principal:
         """The local operator, acting as admin of `tenant` (the CLI runs with the workspace's files)."""
         from manara.govern.principal import local_operator_name
@@ -68,7 +74,9 @@ class Workspace:
         slug = tenant or self.settings.default_tenant
         with session_scope(self.engine) as s:
             t = identity.get_tenant(s, slug)
-            return Principal(tenant=t.slug, tenant_id=t.id, actor=actor or local_operator_name(), role=Role.admin)
+            return Principal(
+                tenant=t.slug, tenant_id=t.id, actor=actor or local_operator_name(), role=Role.admin
+            )
 
 
 @dataclass
@@ -97,7 +105,13 @@ def init_workspace(settings: Settings, *, tenant: str | None = None, actor: str 
         t = identity.create_tenant(s, slug, slug, actor)
         admin = identity.create_user(s, t, "admin", None, Role.admin, actor)
         issued = identity.create_token(
-            s, t, role=Role.admin, name="first admin token", actor=actor, user=admin, expires_in=timedelta(days=365)
+            s,
+            t,
+            role=Role.admin,
+            name="first admin token",
+            actor=actor,
+            user=admin,
+            expires_in=timedelta(days=365),
         )
     from manara.lake.catalog import ensure_namespace
 

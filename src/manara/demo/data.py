@@ -358,8 +358,23 @@ _SERVICES: dict[str, tuple[tuple[int, int], dict[str, tuple[str, ...]], int]] = 
 _HOLIDAYS_2025: frozenset[date] = frozenset(
     date(2025, m, d)
     for m, d in (
-        (1, 1), (1, 11), (1, 14), (3, 31), (4, 1), (5, 1), (6, 7), (6, 8), (6, 27),
-        (7, 30), (8, 14), (8, 20), (8, 21), (9, 5), (9, 6), (11, 6), (11, 18),
+        (1, 1),
+        (1, 11),
+        (1, 14),
+        (3, 31),
+        (4, 1),
+        (5, 1),
+        (6, 7),
+        (6, 8),
+        (6, 27),
+        (7, 30),
+        (8, 14),
+        (8, 20),
+        (8, 21),
+        (9, 5),
+        (9, 6),
+        (11, 6),
+        (11, 18),
     )
 )
 
@@ -402,8 +417,11 @@ def _submitted_at(rng: random.Random, channel: str) -> datetime:
             seconds = rng.randrange(8 * 3600 + 30 * 60, 16 * 3600 + 30 * 60)
         else:
             # Online channels: any day, peaks in the evening.
-            hour = rng.choices(range(24), weights=[1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 7,
-                                                   6, 6, 7, 7, 7, 8, 9, 10, 10, 8, 5, 2], k=1)[0]
+            hour = rng.choices(
+                range(24),
+                weights=[1, 1, 1, 1, 1, 2, 3, 5, 7, 8, 8, 7, 6, 6, 7, 7, 7, 8, 9, 10, 10, 8, 5, 2],
+                k=1,
+            )[0]
             seconds = hour * 3600 + rng.randrange(3600)
         return day + timedelta(seconds=seconds)
 
@@ -438,14 +456,27 @@ def _write_citizen_requests(path: Path, rng: random.Random) -> None:
                     satisfaction = rng.choices((1, 2, 3, 4, 5), weights=(15, 20, 30, 25, 10), k=1)[0]
                 else:
                     satisfaction = rng.choices((1, 2, 3, 4, 5), weights=(4, 6, 15, 35, 40), k=1)[0]
-        records.append((submitted, [channel, province, service, lang, subject, status,
-                                    processing_days, satisfaction]))
+        records.append(
+            (submitted, [channel, province, service, lang, subject, status, processing_days, satisfaction])
+        )
 
     records.sort(key=lambda r: r[0])
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["request_id", "submitted_at", "channel", "province", "service", "language",
-                         "subject", "status", "processing_days", "satisfaction"])
+        writer.writerow(
+            [
+                "request_id",
+                "submitted_at",
+                "channel",
+                "province",
+                "service",
+                "language",
+                "subject",
+                "status",
+                "processing_days",
+                "satisfaction",
+            ]
+        )
         for i, (submitted, rest) in enumerate(records, start=1):
             row = [f"CS-2025-{i:06d}", submitted.isoformat(timespec="seconds"), *rest]
             writer.writerow(["" if v is None else v for v in row])
@@ -454,6 +485,7 @@ def _write_citizen_requests(path: Path, rng: random.Random) -> None:
 # --------------------------------------------------------------------------------------------------
 # 2. Machine telemetry (SCADA export, ';' delimited)
 # --------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Machine:
@@ -468,8 +500,9 @@ class _Machine:
 
 _MACHINES: tuple[_Machine, ...] = (
     *(
-        _Machine(f"TX-LOOM-{i:02d}", "Tissage A" if i <= 3 else "Tissage B",
-                 14.0 + 0.6 * i, 3.1, 8.2, 1.3, (0, 3))
+        _Machine(
+            f"TX-LOOM-{i:02d}", "Tissage A" if i <= 3 else "Tissage B", 14.0 + 0.6 * i, 3.1, 8.2, 1.3, (0, 3)
+        )
         for i in range(1, 7)
     ),
     *(
@@ -563,20 +596,45 @@ def _write_machine_telemetry(path: Path, rng: random.Random) -> None:
             ts = datetime.combine(_TELEMETRY_START + timedelta(days=day), datetime.min.time())
             ts += timedelta(minutes=minute_of_day)
             vib_text = "" if rng.random() < 0.002 else f"{vib:.2f}"  # occasional missing sensor value
-            rows.append((t, m_idx, [ts.isoformat(timespec="seconds"), m.machine_id, m.line,
-                                    f"{temp:.1f}", vib_text, f"{power:.2f}", status, str(units)]))
+            rows.append(
+                (
+                    t,
+                    m_idx,
+                    [
+                        ts.isoformat(timespec="seconds"),
+                        m.machine_id,
+                        m.line,
+                        f"{temp:.1f}",
+                        vib_text,
+                        f"{power:.2f}",
+                        status,
+                        str(units),
+                    ],
+                )
+            )
 
     rows.sort(key=lambda r: (r[0], r[1]))
     with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, delimiter=";", lineterminator="\n")
-        writer.writerow(["ts", "machine_id", "line", "temperature_c", "vibration_mm_s", "power_kw",
-                         "status", "units_produced"])
+        writer.writerow(
+            [
+                "ts",
+                "machine_id",
+                "line",
+                "temperature_c",
+                "vibration_mm_s",
+                "power_kw",
+                "status",
+                "units_produced",
+            ]
+        )
         writer.writerows(r[2] for r in rows)
 
 
 # --------------------------------------------------------------------------------------------------
 # 3. Communes (NDJSON)
 # --------------------------------------------------------------------------------------------------
+
 
 def _write_communes(path: Path) -> None:
     province_ar = {p[0]: p[1] for p in _PROVINCES}
@@ -655,8 +713,16 @@ _SUPPLIER_CITIES: tuple[tuple[str, int], ...] = (
     ("أكادير", 2),
 )
 _FAMILY_NAMES: tuple[str, ...] = (
-    "Bennani", "El Alaoui", "Tazi", "Berrada", "Lahlou",
-    "Chraïbi", "Benjelloun", "El Fassi", "Sqalli", "Bouzidi",
+    "Bennani",
+    "El Alaoui",
+    "Tazi",
+    "Berrada",
+    "Lahlou",
+    "Chraïbi",
+    "Benjelloun",
+    "El Fassi",
+    "Sqalli",
+    "Bouzidi",
 )
 _N_SUPPLIERS = 200
 _FIRST_CREATION = date(1978, 1, 1)
@@ -704,10 +770,21 @@ def _write_suppliers(path: Path, rng: random.Random) -> None:
         used_names.add(name)
         created = _FIRST_CREATION + timedelta(days=rng.randrange((_LAST_CREATION - _FIRST_CREATION).days))
         is_sa = name.endswith((" SA", " ش.م"))
-        capital = rng.choice((300_000, 1_000_000, 3_000_000, 10_000_000) if is_sa
-                             else (10_000, 10_000, 50_000, 100_000, 100_000, 200_000, 500_000, 1_000_000))
-        rows.append([_ice(rng, used_ice), name, _weighted(rng, _SUPPLIER_CITIES), sector,
-                     created.isoformat(), str(capital)])
+        capital = rng.choice(
+            (300_000, 1_000_000, 3_000_000, 10_000_000)
+            if is_sa
+            else (10_000, 10_000, 50_000, 100_000, 100_000, 200_000, 500_000, 1_000_000)
+        )
+        rows.append(
+            [
+                _ice(rng, used_ice),
+                name,
+                _weighted(rng, _SUPPLIER_CITIES),
+                sector,
+                created.isoformat(),
+                str(capital),
+            ]
+        )
 
     with path.open("w", encoding="cp1256", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\r\n")
@@ -718,6 +795,7 @@ def _write_suppliers(path: Path, rng: random.Random) -> None:
 # --------------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------------
+
 
 def write_demo_files(directory: Path, *, seed: int = 2030) -> list[DemoDataset]:
     """Write the four demo files into ``directory`` (created if needed) and describe them.

@@ -53,7 +53,9 @@ def parse_role(value: str) -> Role:
     try:
         return Role(value)
     except ValueError:
-        raise InvalidName(f"unknown role '{value}': choose one of {', '.join(r.value for r in Role)}") from None
+        raise InvalidName(
+            f"unknown role '{value}': choose one of {', '.join(r.value for r in Role)}"
+        ) from None
 
 
 def create_tenant(session: Session, slug: str, name: str | None, actor: str) -> Tenant:
@@ -95,7 +97,9 @@ def create_user(
     session.flush()
     audit.record(
         session.connection(),
-        audit.EventFields(actor, "user.create", tenant=tenant.slug, target=username, detail={"role": role.value}),
+        audit.EventFields(
+            actor, "user.create", tenant=tenant.slug, target=username, detail={"role": role.value}
+        ),
     )
     return user
 
@@ -151,7 +155,9 @@ def create_token(
 
 
 def list_tokens(session: Session, tenant: Tenant) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).where(ApiToken.tenant_id == tenant.id).order_by(ApiToken.created_at)))
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.tenant_id == tenant.id).order_by(ApiToken.created_at))
+    )
 
 
 def revoke_token(session: Session, tenant: Tenant, token_id: str, actor: str) -> ApiToken:
@@ -160,7 +166,9 @@ def revoke_token(session: Session, tenant: Tenant, token_id: str, actor: str) ->
         raise NotFound(f"token '{token_id}' does not exist in tenant '{tenant.slug}'")
     if token.revoked_at is None:
         token.revoked_at = datetime.now(UTC)
-    audit.record(session.connection(), audit.EventFields(actor, "token.revoke", tenant=tenant.slug, target=token_id))
+    audit.record(
+        session.connection(), audit.EventFields(actor, "token.revoke", tenant=tenant.slug, target=token_id)
+    )
     return token
 
 
@@ -186,4 +194,11 @@ def authenticate(session: Session, secret: str) -> Principal:
     if token.last_used_at is None or now - _aware(token.last_used_at) > timedelta(minutes=1):
         token.last_used_at = now
     actor = f"token:{token.id}" if token.user is None else f"user:{token.user.username}"
-    return Principal(tenant=tenant_slug, tenant_id=token.tenant_id, actor=actor, role=Role(token.role), token_id=token.id)
+    return Principal(
+        tenant=tenant_slug,
+        tenant_id=token.tenant_id,
+        actor=actor,
+        role=Role(token.role),
+        token_id=token.id,
+        user_id=token.user_id,
+    )

@@ -16,6 +16,7 @@ class Principal:
     actor: str
     role: Role
     token_id: str | None = None
+    user_id: int | None = None
 
     def require(self, role: Role, action: str) -> None:
         """Refuse `action` unless this principal holds at least `role`."""

@@ -120,7 +120,9 @@ def _ingest(
 ) -> IngestResult:
     catalog = ws.catalog
     ensure_namespace(catalog, principal.tenant)
-    with open_source(path, format=format, encoding=encoding, delimiter=delimiter, tmp_dir=ws.settings.tmp_path) as src:
+    with open_source(
+        path, format=format, encoding=encoding, delimiter=delimiter, tmp_dir=ws.settings.tmp_path
+    ) as src:
         try:
             table = catalog.load_table(ident)
         except NoSuchTableError:
@@ -157,7 +159,9 @@ def _ingest(
         tx: Transaction
         if table is None:
             tx = catalog.create_table_transaction(
-                ident, schema=plan.target, properties={**TABLE_DEFAULTS, "manara.owner": owner or principal.actor}
+                ident,
+                schema=plan.target,
+                properties={**TABLE_DEFAULTS, "manara.owner": owner or principal.actor},
             )
         else:
             tx = table.transaction()
@@ -191,7 +195,9 @@ def _ingest(
             with audit.iceberg_commit_audit(catalog.engine, ev):
                 tx.commit_transaction()
         except CommitFailedException as e:
-            raise Conflict(f"dataset '{ident[1]}' was changed by another writer during the ingest; retry ({e})") from None
+            raise Conflict(
+                f"dataset '{ident[1]}' was changed by another writer during the ingest; retry ({e})"
+            ) from None
         return IngestResult(
             dataset=ident[1],
             mode=mode,

@@ -101,7 +101,9 @@ def detect_encoding(sample: bytes) -> str:
 
     best = from_bytes(sample, cp_isolation=["cp1256", "cp1252", "latin_1"]).best()
     if best is None:
-        raise EncodingError("cannot tell the text encoding; pass --encoding (e.g. utf-8, windows-1256, latin-1)")
+        raise EncodingError(
+            "cannot tell the text encoding; pass --encoding (e.g. utf-8, windows-1256, latin-1)"
+        )
     return str(best.encoding)
 
 
@@ -155,6 +157,32 @@ def _sniff_delimiter(text: str) -> str:
         return best if counts[best] else ","
 
 
+_LEADING_ZERO = re.compile(r"^[+-]?0\d+$")
+
+
+def _leading_zero_columns(text: str, delimiter: str) -> list[str]:
+    """Columns whose sampled values have leading zeros (ICE, RIB, postal codes): numbers would drop them."""
+    lines = text.splitlines()[:2000]
+    if len(lines) > 1 and len(text) >= SAMPLE_BYTES - 1:
+        lines = lines[:-1]  # the sample may end mid-line
+    try:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    except csv.Error:
+        return []
+    if not rows:
+        return []
+    header = rows[0]
+    found = []
+    for i, name in enumerate(header):
+        if any(i < len(r) and _LEADING_ZERO.match(r[i].strip()) for r in rows[1:]):
+            found.append(name)
+    return found
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 _LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
 _CONVERT_RE = re.compile(r'converting column "(.+?)"\. Could not convert string "(.*?)" to \'(\w+)\'', re.S)
 
@@ -193,7 +221,9 @@ def _duckdb_error(path: Path, err: BaseException) -> Exception:
     return MalformedFile(f"{path.name}: {first[:300]}{extra}")
 
 
-def _duckdb_reader(con: duckdb.DuckDBPyConnection, sql: str, params: list[object], path: Path) -> pa.RecordBatchReader:
+def _duckdb_reader(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[object], path: Path
+) -> pa.RecordBatchReader:
     try:
         reader = con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
     except (duckdb.Error, OSError) as e:
@@ -222,12 +252,18 @@ def _open_csv(path: Path, encoding: str | None, delimiter: str | None, tmp: Path
             sample = f.read(SAMPLE_BYTES)
     text = sample.decode("utf-8", errors="replace").lstrip("\ufeff")
     delim = delimiter or _sniff_delimiter(text)
+    text_columns = _leading_zero_columns(text, delim)
+    if text_columns:
+        notes.append(f"kept as text (leading zeros): {', '.join(text_columns)}")
+    types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in text_columns)
     con = duckdb.connect()
     stack.callback(con.close)
     con.execute("SET threads TO 2")
     sql = (
         "SELECT * FROM read_csv(?, delim = ?, header = true, strict_mode = true, "
-        f"max_line_size = {MAX_LINE_BYTES}, sample_size = 20480, encoding = 'utf-8')"
+        f"max_line_size = {MAX_LINE_BYTES}, sample_size = 20480, encoding = 'utf-8'"
+        + (f", types = {{{types}}}" if types else "")
+        + ")"
     )
     reader = _duckdb_reader(con, sql, [str(read_path), delim], path)
     return Source(path, "csv", reader, encoding=enc, delimiter=delim, notes=notes)

@@ -1,0 +1,1 @@
+"""The `manara` command line: one module per verb group, each a thin layer over service functions."""

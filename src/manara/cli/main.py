@@ -1,0 +1,168 @@
+"""The `manara` command: workspace set-up, the server, and every verb group."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from manara import __version__
+from manara.cli import audit as audit_cli
+from manara.cli import data as data_cli
+from manara.cli import identity as identity_cli
+from manara.cli.common import _state, console, err_console, print_json, run, settings
+from manara.workspace import init_workspace
+
+app = typer.Typer(
+    help="Manara: a sovereign, offline data & AI hub. Workspace: $MANARA_HOME (default ./manara-data).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Settings.")
+app.add_typer(config_app, name="config")
+app.add_typer(identity_cli.tenant_app, name="tenant")
+app.add_typer(identity_cli.user_app, name="user")
+app.add_typer(identity_cli.token_app, name="token")
+app.add_typer(data_cli.dataset_app, name="dataset")
+app.add_typer(audit_cli.audit_app, name="audit")
+app.command("ingest")(data_cli.ingest)
+app.command("datasets")(data_cli.datasets)
+app.command("sql")(data_cli.sql)
+
+DEMO_TOKEN_FILE = "demo-token"
+
+
+@app.callback()
+def root(
+    home: Path | None = typer.Option(None, "--home", help="workspace folder (overrides MANARA_HOME)"),
+    version: bool = typer.Option(False, "--version", help="print the version and exit"),
+) -> None:
+    if version:
+        console.print(f"manara {__version__}")
+        raise typer.Exit()
+    _state["home"] = home
+
+
+@app.command("init")
+def init(
+    tenant: str | None = typer.Option(None, "--tenant", help="first tenant (default: default_tenant)"),
+) -> None:
+    """Create the workspace: manara.toml, metadata database, warehouse, first tenant and admin token."""
+
+    def go() -> None:
+        s = settings()
+        result = init_workspace(s, tenant=tenant, actor="cli:init")
+        if not result.created:
+            console.print(f"workspace at {s.home} already initialised; nothing to do")
+            return
+        console.print(f"[green]✓[/] workspace created at {s.home}")
+        console.print("first admin token (shown once, store it now):")
+        console.print(result.admin_token, highlight=False, soft_wrap=True)
+
+    run(go)
+
+
+@config_app.command("show")
+def config_show(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print the effective settings (environment over manara.toml over defaults), secrets hidden."""
+
+    def go() -> None:
+        values = settings().redacted()
+        if as_json:
+            print_json(values)
+        else:
+            for k, v in values.items():
+                console.print(f"[bold]{k:>16}[/] = {v}", highlight=False)
+
+    run(go)
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.chmod(path, 0o600)
+
+
+def _demo_token(ws_settings_home: Path, fresh: str | None) -> str:
+    """The demo admin token: the one just created, else the one kept in $MANARA_HOME/demo-token."""
+    from datetime import timedelta
+
+    from manara.govern import identity
+    from manara.meta.db import session_scope
+    from manara.meta.models import Role
+    from manara.workspace import Workspace
+
+    path = ws_settings_home / DEMO_TOKEN_FILE
+    if fresh:
+        _write_secret(path, fresh)
+        return fresh
+    if path.is_file():
+        kept = path.read_text().strip()
+        ws = Workspace.open(settings())
+        with session_scope(ws.engine) as s:
+            try:
+                identity.authenticate(s, kept)
+                return kept
+            except Exception:  # revoked or expired: issue a new one below
+                pass
+    ws = Workspace.open(settings())
+    with session_scope(ws.engine) as s:
+        t = identity.get_tenant(s, ws.settings.default_tenant)
+        issued = identity.create_token(
+            s, t, role=Role.admin, name="demo token", actor="cli:up", expires_in=timedelta(days=30)
+        )
+    _write_secret(path, issued.secret)
+    return issued.secret
+
+
+@app.command("up")
+def up(
+    demo: bool = typer.Option(False, "--demo", help="create the workspace if needed and load demo datasets"),
+    host: str | None = typer.Option(None, "--host", help="bind address (default: MANARA_HOST or 127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", help="port (default: MANARA_PORT or 8000)"),
+) -> None:
+    """Start the hub's HTTP server (API under /api/v1, docs at /api/v1/docs)."""
+    import uvicorn
+
+    from manara.api.app import create_app
+    from manara.workspace import Workspace
+
+    def prepare() -> Workspace:
+        s = settings()
+        if demo:
+            result = init_workspace(s, actor="cli:up")
+            token = _demo_token(s.home, result.admin_token)
+            from manara.demo.load import load_demo
+
+            ws = Workspace.open(s)
+            loaded = load_demo(
+                ws,
+                ws.principal(actor="cli:up"),
+                on_result=lambda r: err_console.print(
+                    f"  demo dataset [bold]{r.dataset}[/]: {r.rows:,} rows"
+                ),
+            )
+            if not loaded:
+                err_console.print("  demo datasets already loaded")
+            console.print(f"\nManara {__version__} — workspace {s.home}")
+            console.print(f"  URL:        http://{host or s.host}:{port or s.port}/")
+            console.print(f"  API docs:   http://{host or s.host}:{port or s.port}/api/v1/docs")
+            console.print(f"  admin token (also in {s.home / DEMO_TOKEN_FILE}):")
+            console.print(f"  {token}\n", highlight=False, soft_wrap=True)
+            return ws
+        return Workspace.open(s)
+
+    ws = run(prepare)
+    s = ws.settings
+    uvicorn.run(create_app(s, ws), host=host or s.host, port=port or s.port, log_level=s.log_level)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
