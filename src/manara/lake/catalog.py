@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
 from pyiceberg.table import Table
@@ -31,10 +33,8 @@ def open_catalog(settings: Settings) -> SqlCatalog:
 
 
 def ensure_namespace(catalog: SqlCatalog, tenant: str) -> None:
-    try:
+    with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace(tenant)
-    except NamespaceAlreadyExistsError:
-        pass
 
 
 def identifier(tenant: str, dataset: str) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -69,7 +70,7 @@ class QueryResult:
     seconds: float = 0.0
 
 
-def _function_name(node: exp.Expression) -> str:
+def _function_name(node: Any) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
     return str(getattr(node, "sql_name", lambda: type(node).__name__)()).lower()
