@@ -59,8 +59,7 @@ def create_app(settings: Settings, workspace: Workspace | None = None) -> FastAP
             response = await call_next(request)
         finally:
             request_id_var.reset(token)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
+        path = _route_label(request)
         metrics: ApiMetrics = app.state.metrics
         metrics.requests.labels(request.method, path, str(response.status_code)).inc()
         metrics.latency.labels(request.method, path).observe(time.perf_counter() - started)
@@ -68,3 +67,14 @@ def create_app(settings: Settings, workspace: Workspace | None = None) -> FastAP
         return response
 
     return app
+
+
+def _route_label(request: Request) -> str:
+    """The route template (bounded label cardinality); routers included under /api/v1 report it whole."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return "unmatched"
+    if request.url.path.startswith(API_PREFIX + "/") and not path.startswith(API_PREFIX):
+        return API_PREFIX + path
+    return str(path)

@@ -25,7 +25,7 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 
 
 def check_slug(value: str, what: str) -> str:
-    if not SLUG_RE.match(value):
+    if not SLUG_RE.fullmatch(value or ""):
         raise InvalidName(
             f"{what} '{value}' is not valid: use 2-63 characters, lower-case letters, digits and '_', "
             "starting with a letter"

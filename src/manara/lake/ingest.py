@@ -120,14 +120,18 @@ def _ingest(
 ) -> IngestResult:
     catalog = ws.catalog
     ensure_namespace(catalog, principal.tenant)
+    try:
+        table = catalog.load_table(ident)
+    except NoSuchTableError:
+        table = None
+    current = table.schema().as_arrow() if table is not None else None
+    text_columns = [
+        f.name for f in current or [] if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
     with open_source(
-        path, format=format, encoding=encoding, delimiter=delimiter, tmp_dir=ws.settings.tmp_path
-    ) as src:
-        try:
-            table = catalog.load_table(ident)
-        except NoSuchTableError:
-            table = None
-        current = table.schema().as_arrow() if table is not None else None
+        path, format=format, encoding=encoding, delimiter=delimiter, tmp_dir=ws.settings.tmp_path,
+        display_name=source_label, text_columns=text_columns,
+    ) as src:  # fmt: skip
         plan = schema_rules.plan(current, src.batches.schema)
         if key and key not in plan.target.names:
             raise BadRequest(f"key column '{key}' is not in the file or the dataset")

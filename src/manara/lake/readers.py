@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +54,8 @@ class Source:
     notes: list[str] = field(default_factory=list)
 
 
-def detect_format(path: Path, declared: str | None = None) -> str:
+def detect_format(path: Path, declared: str | None = None, label: str | None = None) -> str:
+    label = label or path.name
     if declared:
         if declared not in FORMATS:
             raise UnsupportedFormat(f"unknown format '{declared}': choose one of {', '.join(FORMATS)}")
@@ -67,11 +69,11 @@ def detect_format(path: Path, declared: str | None = None) -> str:
             with zipfile.ZipFile(path) as z:
                 if any(n.startswith("xl/") for n in z.namelist()):
                     return "xlsx"
-        raise UnsupportedFormat(f"{path.name}: a ZIP archive that is not an XLSX workbook")
+        raise UnsupportedFormat(f"{label}: a ZIP archive that is not an XLSX workbook")
     fmt = _EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
         raise UnsupportedFormat(
-            f"{path.name}: cannot tell the format from the extension '{path.suffix}'; "
+            f"{label}: cannot tell the format from the extension '{path.suffix}'; "
             f"pass --format ({', '.join(FORMATS)})"
         )
     return fmt
@@ -114,7 +116,7 @@ def _normalise_encoding(name: str) -> str:
         raise EncodingError(f"unknown encoding '{name}'") from None
 
 
-def _transcode_to_utf8(path: Path, encoding: str, directory: Path) -> Path:
+def _transcode_to_utf8(path: Path, encoding: str, directory: Path, label: str) -> Path:
     """Stream `path` from `encoding` into a UTF-8 temporary file; names the byte offset of a bad byte."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     out = tempfile.NamedTemporaryFile(dir=directory, suffix=".csv", delete=False)  # noqa: SIM115
@@ -128,7 +130,7 @@ def _transcode_to_utf8(path: Path, encoding: str, directory: Path) -> Path:
                 except UnicodeDecodeError as e:
                     bad_line = line + chunk[: e.start].count(b"\n")
                     raise EncodingError(
-                        f"{path.name} is not valid {encoding}: byte 0x{chunk[e.start]:02x} at offset "
+                        f"{label} is not valid {encoding}: byte 0x{chunk[e.start]:02x} at offset "
                         f"{offset + e.start} (line {bad_line}); the file may mix encodings"
                     ) from None
                 out.write(text.encode("utf-8"))
@@ -179,6 +181,20 @@ def _leading_zero_columns(text: str, delimiter: str) -> list[str]:
     return found
 
 
+def _header(text: str, delimiter: str, label: str) -> list[str]:
+    """The header row, checked: DuckDB would silently rename a repeated name to 'name_1'."""
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error as e:
+        raise MalformedFile(f"{label}: unreadable header line ({e})") from None
+    names = [h.strip() for h in header]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SchemaMismatch(f"{label}: the header has duplicate column names: {', '.join(dupes)}")
+    return header
+
+
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -187,7 +203,7 @@ _LINE_RE = re.compile(r"CSV Error on Line: (\d+)")
 _CONVERT_RE = re.compile(r'converting column "(.+?)"\. Could not convert string "(.*?)" to \'(\w+)\'', re.S)
 
 
-def _duckdb_error(path: Path, err: BaseException) -> Exception:
+def _duckdb_error(label: str, err: BaseException) -> Exception:
     """Turn a DuckDB reader error into one readable line that names the line and column."""
     msg = str(err)
     line_m = _LINE_RE.search(msg)
@@ -196,7 +212,7 @@ def _duckdb_error(path: Path, err: BaseException) -> Exception:
         column, value, duck_type = conv.groups()
         data_row = int(line_m.group(1)) - 1 if line_m else None
         return SchemaMismatch(
-            f"{path.name}: column '{column}' changes type at {where}: the first rows made it "
+            f"{label}: column '{column}' changes type at {where}: the first rows made it "
             f"{duck_type.lower()}, but this row holds {value!r} (text)",
             column=column,
             row=data_row,
@@ -205,12 +221,17 @@ def _duckdb_error(path: Path, err: BaseException) -> Exception:
         )
     if "Invalid unicode" in msg or "not utf-8 encoded" in msg:
         return EncodingError(
-            f"{path.name}: {where} is not valid UTF-8 although the start of the file is; "
+            f"{label}: {where} is not valid UTF-8 although the start of the file is; "
             "the file mixes encodings (pass --encoding to read it all in one)"
         )
-    if "Maximum line size" in msg or "max_line_size" in msg:
+    if "Maximum line size" in msg:
         return MalformedFile(
-            f"{path.name}: {where} is longer than the {MAX_LINE_BYTES // (1024 * 1024)} MiB line limit"
+            f"{label}: {where} is longer than the {MAX_LINE_BYTES // (1024 * 1024)} MiB line limit"
+        )
+    if "Error when sniffing file" in msg:
+        return MalformedFile(
+            f"{label}: not a consistent CSV file: its rows do not all have the same number of columns, "
+            "or a quote is not closed"
         )
     first = msg.strip().splitlines()[0] if msg.strip() else type(err).__name__
     first = first.replace("Invalid Input Error: ", "").replace("Conversion Error: ", "")
@@ -218,93 +239,103 @@ def _duckdb_error(path: Path, err: BaseException) -> Exception:
     for ln in msg.splitlines():
         if ln.startswith(("Expected Number of Columns", "Original Line")):
             extra += "; " + ln.strip()[:200]
-    return MalformedFile(f"{path.name}: {first[:300]}{extra}")
+    return MalformedFile(f"{label}: {first[:300]}{extra}")
 
 
 def _duckdb_reader(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list[object], path: Path
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[object], label: str
 ) -> pa.RecordBatchReader:
     try:
         reader = con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
     except (duckdb.Error, OSError) as e:
-        raise _duckdb_error(path, e) from None
+        raise _duckdb_error(label, e) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
         except (duckdb.Error, OSError, pa.ArrowException) as e:
-            raise _duckdb_error(path, e) from None
+            raise _duckdb_error(label, e) from None
 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
-def _open_csv(path: Path, encoding: str | None, delimiter: str | None, tmp: Path, stack: ExitStack) -> Source:
+def _open_csv(
+    path: Path,
+    encoding: str | None,
+    delimiter: str | None,
+    tmp: Path,
+    stack: ExitStack,
+    label: str,
+    text_columns: Collection[str] = (),
+) -> Source:
     with path.open("rb") as f:
         sample = f.read(SAMPLE_BYTES)
     notes = []
     enc = _normalise_encoding(encoding) if encoding else _normalise_encoding(detect_encoding(sample))
     read_path = path
     if enc not in ("utf-8", "utf-8-sig", "ascii"):
-        read_path = _transcode_to_utf8(path, enc, tmp)
+        read_path = _transcode_to_utf8(path, enc, tmp, label)
         stack.callback(read_path.unlink, missing_ok=True)
         notes.append(f"transcoded from {enc}")
         with read_path.open("rb") as f:
             sample = f.read(SAMPLE_BYTES)
     text = sample.decode("utf-8", errors="replace").lstrip("\ufeff")
     delim = delimiter or _sniff_delimiter(text)
-    text_columns = _leading_zero_columns(text, delim)
-    if text_columns:
-        notes.append(f"kept as text (leading zeros): {', '.join(text_columns)}")
-    types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in text_columns)
+    header = _header(text, delim, label)
+    zeros = _leading_zero_columns(text, delim)
+    if zeros:
+        notes.append(f"kept as text (leading zeros): {', '.join(zeros)}")
+    as_text = [c for c in header if c in set(zeros) | set(text_columns)]
+    types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in as_text)
     con = duckdb.connect()
     stack.callback(con.close)
     con.execute("SET threads TO 2")
     sql = (
-        "SELECT * FROM read_csv(?, delim = ?, header = true, strict_mode = true, "
+        "SELECT * FROM read_csv(?, delim = ?, header = true, skip = 0, strict_mode = true, "
         f"max_line_size = {MAX_LINE_BYTES}, sample_size = 20480, encoding = 'utf-8'"
         + (f", types = {{{types}}}" if types else "")
         + ")"
     )
-    reader = _duckdb_reader(con, sql, [str(read_path), delim], path)
+    reader = _duckdb_reader(con, sql, [str(read_path), delim], label)
     return Source(path, "csv", reader, encoding=enc, delimiter=delim, notes=notes)
 
 
-def _open_json(path: Path, tmp: Path, stack: ExitStack) -> Source:
+def _open_json(path: Path, stack: ExitStack, label: str) -> Source:
     con = duckdb.connect()
     stack.callback(con.close)
     sql = "SELECT * FROM read_json(?, format = 'auto', maximum_object_size = ?)"
-    reader = _duckdb_reader(con, sql, [str(path), MAX_LINE_BYTES * 2], path)
+    reader = _duckdb_reader(con, sql, [str(path), MAX_LINE_BYTES * 2], label)
     return Source(path, "json", reader, encoding="utf-8")
 
 
-def _open_parquet(path: Path) -> Source:
+def _open_parquet(path: Path, label: str) -> Source:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
-        raise MalformedFile(f"{path.name}: truncated or corrupt Parquet file ({e})") from None
+        raise MalformedFile(f"{label}: truncated or corrupt Parquet file ({e})") from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from pf.iter_batches(batch_size=BATCH_ROWS)
         except (pa.ArrowException, OSError) as e:
-            raise MalformedFile(f"{path.name}: corrupt Parquet data ({e})") from None
+            raise MalformedFile(f"{label}: corrupt Parquet data ({e})") from None
 
     return Source(path, "parquet", pa.RecordBatchReader.from_batches(pf.schema_arrow, batches()))
 
 
-def _open_xlsx(path: Path) -> Source:
+def _open_xlsx(path: Path, label: str) -> Source:
     import openpyxl
 
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises many types for broken workbooks
-        raise MalformedFile(f"{path.name}: not a readable XLSX workbook ({e})") from None
+        raise MalformedFile(f"{label}: not a readable XLSX workbook ({e})") from None
     ws = wb.worksheets[0]
     rows = ws.iter_rows(values_only=True)
     header = next(rows, None)
     if header is None:
         wb.close()
-        raise EmptyFile(f"{path.name}: the first sheet is empty")
+        raise EmptyFile(f"{label}: the first sheet is empty")
     names = [str(h).strip() if h is not None else f"column{i}" for i, h in enumerate(header)]
     # Sheets are small next to CSV exports: collect column-wise, let Arrow infer the types per column.
     columns: list[list[object]] = [[] for _ in names]
@@ -332,21 +363,28 @@ def open_source(
     encoding: str | None = None,
     delimiter: str | None = None,
     tmp_dir: Path | None = None,
+    display_name: str | None = None,
+    text_columns: Collection[str] = (),
 ) -> Iterator[Source]:
-    """Open `path` for reading; temporary files and connections are released on exit."""
+    """Open `path` for reading; temporary files and connections are released on exit.
+
+    `display_name` names the file in error messages (an upload's own name, not its temporary file).
+    `text_columns` are read as text whatever they look like (the dataset already stores them as text).
+    """
+    label = display_name or path.name
     if not path.is_file():
-        raise MalformedFile(f"{path}: no such file")
+        raise MalformedFile(f"{label}: no such file")
     if path.stat().st_size == 0:
-        raise EmptyFile(f"{path.name} is empty (0 bytes)")
-    fmt = detect_format(path, format)
+        raise EmptyFile(f"{label} is empty (0 bytes)")
+    fmt = detect_format(path, format, label)
     tmp = tmp_dir or Path(tempfile.gettempdir())
     tmp.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         if fmt == "csv":
-            yield _open_csv(path, encoding, delimiter, tmp, stack)
+            yield _open_csv(path, encoding, delimiter, tmp, stack, label, text_columns)
         elif fmt == "json":
-            yield _open_json(path, tmp, stack)
+            yield _open_json(path, stack, label)
         elif fmt == "parquet":
-            yield _open_parquet(path)
+            yield _open_parquet(path, label)
         else:
-            yield _open_xlsx(path)
+            yield _open_xlsx(path, label)

@@ -93,7 +93,8 @@ def plan(table_schema: pa.Schema | None, incoming: pa.Schema) -> SchemaPlan:
     if table_schema is None:
         return SchemaPlan(pa.schema(fields), added=fields)
     result = SchemaPlan(pa.schema([]))
-    target = {f.name: f for f in table_schema}
+    # pyiceberg reads strings back as large_string: compare in the types we write
+    target = {f.name: pa.field(f.name, iceberg_compatible(f.type), nullable=True) for f in table_schema}
     for f in fields:
         existing = target.get(f.name)
         if existing is None:
@@ -123,6 +124,15 @@ def first_bad_value(values: pa.Array, to: pa.DataType) -> int:
     return lo
 
 
+def _display(values: pa.Array, index: int) -> object:
+    if index >= len(values):
+        return None
+    try:
+        return values[index].as_py()
+    except Exception:  # some values (e.g. sub-microsecond timestamps) have no Python form
+        return str(values[index])
+
+
 def _type_name(t: pa.DataType) -> str:
     return {"int64": "long", "int32": "int", "double": "double", "float": "float"}.get(str(t), str(t))
 
@@ -142,11 +152,13 @@ def conformer(schema_plan: SchemaPlan, source: str) -> Callable[[pa.RecordBatch,
             if col.type == f.type:
                 arrays.append(col)
                 continue
+            # Iceberg stores microseconds: finer timestamps are truncated, everything else must fit exactly.
+            safe = not (pa.types.is_timestamp(col.type) and pa.types.is_timestamp(f.type))
             try:
-                arrays.append(pc.cast(col, f.type, safe=True))
+                arrays.append(pc.cast(col, f.type, safe=safe))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 bad = first_bad_value(col, f.type)
-                value = col[bad].as_py() if bad < len(col) else None
+                value = _display(col, bad)
                 row = offset + bad + 1
                 found = _type_name(iceberg_compatible(col.type))
                 raise SchemaMismatch(

@@ -44,6 +44,7 @@ _FORBIDDEN_FUNCTIONS = {
     "query_table", "sniff_csv", "iceberg_scan", "iceberg_metadata", "iceberg_snapshots", "delta_scan",
     "read_xlsx", "load_aws_credentials", "make_timestamp_ns_from_file", "sqlite_scan", "postgres_scan",
     "mysql_scan", "which_secret", "current_database", "current_schema", "current_schemas", "version",
+    "current_version", "current_catalog", "current_user", "session_user", "user",
     "enable_profiling", "checkpoint", "force_checkpoint", "import_database", "export_database",
 }  # fmt: skip
 _FORBIDDEN_PREFIXES = (
@@ -102,14 +103,17 @@ def check_query(sql: str, datasets: set[str]) -> list[str]:
                 raise SqlRejected(
                     f"function '{name}' is not allowed: it reaches outside the tenant's datasets"
                 )
-            parent = node.parent
-            in_from = isinstance(parent, exp.Table | exp.From | exp.Join) or (
-                isinstance(parent, exp.Alias | exp.TableAlias)
-                and isinstance(parent.parent, exp.From | exp.Join)
-            )
-            if in_from and name not in _ALLOWED_TABLE_FUNCTIONS:
+            if _in_table_position(node) and name not in _ALLOWED_TABLE_FUNCTIONS:
                 raise SqlRejected(f"table function '{name}' is not allowed")
     return used
+
+
+def _in_table_position(node: Any) -> bool:
+    """True when `node` stands where a table goes (FROM x, JOIN x), not in an ON condition or a column."""
+    while isinstance(node.parent, exp.Alias | exp.TableAlias):
+        node = node.parent
+    parent = node.parent
+    return isinstance(parent, exp.From | exp.Join | exp.Table | exp.Lateral) and node.arg_key == "this"
 
 
 def _check_table(node: exp.Table, datasets: set[str], ctes: set[str], used: list[str]) -> None:
