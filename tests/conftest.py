@@ -78,5 +78,7 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{SHARED_DATA} is missing: CI must have ../shared/data beside the repository")
-        pytest.skip(f"evaluation data not found at {SHARED_DATA} (clone the project with ../shared beside it)")
+        pytest.skip(
+            f"evaluation data not found at {SHARED_DATA} (clone the project with ../shared beside it)"
+        )
     return SHARED_DATA

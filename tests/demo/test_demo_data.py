@@ -14,8 +14,15 @@ import pytest
 from manara.demo.data import PROVINCES, DemoDataset, write_demo_files
 
 REAL_PROVINCES = {
-    "Casablanca", "Mohammedia", "El Jadida", "Settat", "Berrechid",
-    "Benslimane", "Sidi Bennour", "Médiouna", "Nouaceur",
+    "Casablanca",
+    "Mohammedia",
+    "El Jadida",
+    "Settat",
+    "Berrechid",
+    "Benslimane",
+    "Sidi Bennour",
+    "Médiouna",
+    "Nouaceur",
 }
 ARABIC = re.compile("[\u0600-\u06ff]")
 
@@ -50,8 +57,16 @@ def test_citizen_requests(demo: dict[str, DemoDataset]) -> None:
     table = pv.read_csv(demo["citizen_requests"].path)
     assert 4_500 <= table.num_rows <= 5_500
     assert table.column_names == [
-        "request_id", "submitted_at", "channel", "province", "service", "language",
-        "subject", "status", "processing_days", "satisfaction",
+        "request_id",
+        "submitted_at",
+        "channel",
+        "province",
+        "service",
+        "language",
+        "subject",
+        "status",
+        "processing_days",
+        "satisfaction",
     ]
     assert pa.types.is_timestamp(table.schema.field("submitted_at").type)
     assert pa.types.is_integer(table.schema.field("processing_days").type)
@@ -135,7 +150,12 @@ def test_suppliers_cp1256(demo: dict[str, DemoDataset]) -> None:
     )
     assert 150 <= table.num_rows <= 250
     assert table.column_names == [
-        "ice", "raison_sociale", "ville_ar", "secteur", "date_creation", "capital_mad",
+        "ice",
+        "raison_sociale",
+        "ville_ar",
+        "secteur",
+        "date_creation",
+        "capital_mad",
     ]
     assert pa.types.is_date(table.schema.field("date_creation").type)
     assert pa.types.is_integer(table.schema.field("capital_mad").type)

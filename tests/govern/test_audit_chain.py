@@ -3,8 +3,8 @@ concurrent writers keep it gapless, and an ingest's event is committed with its 
 
 from __future__ import annotations
 
-import threading
 import json
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -112,7 +112,10 @@ def test_query_filters_and_pages(ws: Workspace, operator: Principal, tmp_path: P
     assert [e["target"] for e in audit.query(ws.engine, target="t1", action="test.event", limit=100)] == [
         f"t{i}" for i in (19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 1)
     ]  # target is a prefix filter
-    assert audit.query(ws.engine, outcome="denied", action="sql.query")[0]["detail"]["sql"] == "drop table villes"
+    assert (
+        audit.query(ws.engine, outcome="denied", action="sql.query")[0]["detail"]["sql"]
+        == "drop table villes"
+    )
     assert {e["tenant"] for e in audit.query(ws.engine, tenant="second", limit=100)} == {"second"}
 
 
@@ -132,7 +135,9 @@ def test_altered_event_is_named(
     victim = n // 2
     drop_append_only_triggers(ws.engine)
 
-    assert raw(ws.engine, f"UPDATE manara_audit_events SET {column} = :v WHERE seq = :s", v=value, s=victim) == 1
+    assert (
+        raw(ws.engine, f"UPDATE manara_audit_events SET {column} = :v WHERE seq = :s", v=value, s=victim) == 1
+    )
 
     result = audit.verify(ws.engine)
     assert not result.ok
@@ -189,7 +194,9 @@ def test_deleted_middle_event_is_named(ws: Workspace, operator: Principal, tmp_p
     assert result.reason == f"event {victim} is missing (next is {victim + 1})"
 
 
-def test_deleted_last_event_is_detected_by_the_head(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_deleted_last_event_is_detected_by_the_head(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     busy_workspace(ws, operator, tmp_path)
     n = len(chain(ws.engine))
     drop_append_only_triggers(ws.engine)
@@ -203,7 +210,9 @@ def test_deleted_last_event_is_detected_by_the_head(ws: Workspace, operator: Pri
     assert f"head says {n} events but {n - 1} are present" in (result.reason or "")
 
 
-def test_deleted_tail_with_head_rewound_is_detected(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_deleted_tail_with_head_rewound_is_detected(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     """Cutting the last events and moving the head's seq back still leaves its hash pointing past them."""
     busy_workspace(ws, operator, tmp_path)
     n = len(chain(ws.engine))
@@ -261,7 +270,9 @@ def test_concurrent_writers_keep_the_chain_gapless(ws: Workspace) -> None:
             for i in range(25):
                 seq = audit.write(
                     ws.engine,
-                    audit.EventFields(f"user:w{w}", "test.concurrent", tenant="default", detail={"w": w, "i": i}),
+                    audit.EventFields(
+                        f"user:w{w}", "test.concurrent", tenant="default", detail={"w": w, "i": i}
+                    ),
                 )
                 with lock:
                     seqs.append(seq)
@@ -307,7 +318,9 @@ def test_concurrent_ingests_and_writes(ws: Workspace, operator: Principal, tmp_p
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=ingester, args=(k,)) for k in range(2)] + [threading.Thread(target=writer)]
+    threads = [threading.Thread(target=ingester, args=(k,)) for k in range(2)] + [
+        threading.Thread(target=writer)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -328,7 +341,9 @@ def test_concurrent_ingests_and_writes(ws: Workspace, operator: Principal, tmp_p
 # --- atomicity of an ingest and its audit event ----------------------------------------------------------
 
 
-def test_ingest_event_names_the_committed_snapshot(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_ingest_event_names_the_committed_snapshot(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     f1 = tmp_path / "a.csv"
     f1.write_text("id,v\n1,a\n2,b\n", "utf-8")
     f2 = tmp_path / "b.csv"
@@ -392,5 +407,9 @@ def test_no_commit_without_its_audit_event(ws: Workspace, operator: Principal, t
     assert table.scan().to_arrow().num_rows == 1
     assert not ws.catalog.table_exists(("default", "brand_new"))
     events = audit.query(ws.engine, action="dataset.ingest")
-    assert [(e["target"], e["outcome"]) for e in events] == [("brand_new", "error"), ("kept", "error"), ("kept", "ok")]
+    assert [(e["target"], e["outcome"]) for e in events] == [
+        ("brand_new", "error"),
+        ("kept", "error"),
+        ("kept", "ok"),
+    ]
     assert audit.verify(ws.engine).ok

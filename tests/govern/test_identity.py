@@ -146,9 +146,11 @@ def test_revoke_is_tenant_scoped(ws: Workspace) -> None:
     issued = _issue(ws)
     with session_scope(ws.engine) as s:
         rival = identity.create_tenant(s, "rival", None, "test")
-    with pytest.raises(NotFound, match=f"token '{issued.token.id}' does not exist in tenant 'rival'"):
-        with session_scope(ws.engine) as s:
-            identity.revoke_token(s, identity.get_tenant(s, rival.slug), issued.token.id, "test")
+    with (
+        pytest.raises(NotFound, match=f"token '{issued.token.id}' does not exist in tenant 'rival'"),
+        session_scope(ws.engine) as s,
+    ):
+        identity.revoke_token(s, identity.get_tenant(s, rival.slug), issued.token.id, "test")
     assert _auth(ws, issued.secret).tenant == "default"  # still valid
 
 
@@ -212,9 +214,8 @@ def test_invalid_slugs_are_rejected(slug: str) -> None:
 
 def test_invalid_tenant_slugs_are_not_created(ws: Workspace) -> None:
     for slug in INVALID_SLUGS:
-        with pytest.raises(InvalidName, match="is not valid"):
-            with session_scope(ws.engine) as s:
-                identity.create_tenant(s, slug, None, "test")
+        with pytest.raises(InvalidName, match="is not valid"), session_scope(ws.engine) as s:
+            identity.create_tenant(s, slug, None, "test")
     with session_scope(ws.engine) as s:
         assert [t.slug for t in identity.list_tenants(s)] == ["default"]
 
@@ -222,9 +223,8 @@ def test_invalid_tenant_slugs_are_not_created(ws: Workspace) -> None:
 def test_slug_with_trailing_newline_is_rejected(ws: Workspace) -> None:
     with pytest.raises(InvalidName):
         identity.check_slug("acme\n", "tenant")
-    with pytest.raises(InvalidName):
-        with session_scope(ws.engine) as s:
-            identity.create_tenant(s, "acme\n", None, "test")
+    with pytest.raises(InvalidName), session_scope(ws.engine) as s:
+        identity.create_tenant(s, "acme\n", None, "test")
 
 
 def test_valid_tenant_slugs(ws: Workspace) -> None:
@@ -238,12 +238,10 @@ def test_valid_tenant_slugs(ws: Workspace) -> None:
 def test_duplicate_tenant_is_a_conflict(ws: Workspace) -> None:
     with session_scope(ws.engine) as s:
         identity.create_tenant(s, "acme", "Acme", "test")
-    with pytest.raises(Conflict, match="tenant 'acme' already exists"):
-        with session_scope(ws.engine) as s:
-            identity.create_tenant(s, "acme", "Acme again", "test")
-    with pytest.raises(Conflict, match="tenant 'default' already exists"):
-        with session_scope(ws.engine) as s:
-            identity.create_tenant(s, "default", None, "test")
+    with pytest.raises(Conflict, match="tenant 'acme' already exists"), session_scope(ws.engine) as s:
+        identity.create_tenant(s, "acme", "Acme again", "test")
+    with pytest.raises(Conflict, match="tenant 'default' already exists"), session_scope(ws.engine) as s:
+        identity.create_tenant(s, "default", None, "test")
     assert audit.verify(ws.engine).ok
 
 
@@ -252,9 +250,11 @@ def test_duplicate_user_is_a_conflict_within_a_tenant_only(ws: Workspace) -> Non
         identity.create_user(s, identity.get_tenant(s, "default"), "omar", None, Role.viewer, "test")
         rival = identity.create_tenant(s, "rival", None, "test")
         identity.create_user(s, rival, "omar", None, Role.viewer, "test")  # same name elsewhere: fine
-    with pytest.raises(Conflict, match="user 'omar' already exists in tenant 'default'"):
-        with session_scope(ws.engine) as s:
-            identity.create_user(s, identity.get_tenant(s, "default"), "omar", None, Role.admin, "test")
+    with (
+        pytest.raises(Conflict, match="user 'omar' already exists in tenant 'default'"),
+        session_scope(ws.engine) as s,
+    ):
+        identity.create_user(s, identity.get_tenant(s, "default"), "omar", None, Role.admin, "test")
     with session_scope(ws.engine) as s:
         user = identity.get_user(s, identity.get_tenant(s, "default"), "omar")
         assert user.role == "viewer"
@@ -262,9 +262,8 @@ def test_duplicate_user_is_a_conflict_within_a_tenant_only(ws: Workspace) -> Non
 
 @pytest.mark.parametrize("username", ["", "with space", "tab\tname", "x" * 256])
 def test_invalid_user_names(ws: Workspace, username: str) -> None:
-    with pytest.raises(InvalidName, match="user name"):
-        with session_scope(ws.engine) as s:
-            identity.create_user(s, identity.get_tenant(s, "default"), username, None, Role.viewer, "test")
+    with pytest.raises(InvalidName, match="user name"), session_scope(ws.engine) as s:
+        identity.create_user(s, identity.get_tenant(s, "default"), username, None, Role.viewer, "test")
 
 
 def test_unknown_tenant_user_and_role(ws: Workspace) -> None:
@@ -285,18 +284,19 @@ def test_identity_changes_are_audited(ws: Workspace) -> None:
         issued = identity.create_token(s, t, role=Role.analyst, name="n", actor="user:root", user=u)
     rows = audit.query(ws.engine, actor="user:root")
     assert [(e["action"], e["target"]) for e in rows] == [
-        ("token.create", issued.token.id), ("user.create", "nadia"), ("tenant.create", "acme")
+        ("token.create", issued.token.id),
+        ("user.create", "nadia"),
+        ("tenant.create", "acme"),
     ]
     assert rows[1]["detail"] == {"role": "steward"} and rows[0]["detail"]["role"] == "analyst"
 
 
 def test_failed_creation_writes_no_audit_event(ws: Workspace) -> None:
     before = audit.verify(ws.engine).checked
-    with pytest.raises(InvalidName):
-        with session_scope(ws.engine) as s:
-            t = identity.get_tenant(s, "default")
-            identity.create_user(s, t, "ok_user", None, Role.viewer, "test")
-            identity.create_user(s, t, "bad user", None, Role.viewer, "test")  # rolls the unit back
+    with pytest.raises(InvalidName), session_scope(ws.engine) as s:
+        t = identity.get_tenant(s, "default")
+        identity.create_user(s, t, "ok_user", None, Role.viewer, "test")
+        identity.create_user(s, t, "bad user", None, Role.viewer, "test")  # rolls the unit back
     result = audit.verify(ws.engine)
     assert result.ok and result.checked == before
     with session_scope(ws.engine) as s, pytest.raises(NotFound):

@@ -126,7 +126,9 @@ def _broken_xlsx(d: Path) -> Path:
 
 def _duplicate_parquet(d: Path) -> Path:
     p = d / "dupcol.parquet"
-    table = pa.Table.from_arrays([pa.array([10]), pa.array(["a"]), pa.array(["b"])], names=["id", "city", "city"])
+    table = pa.Table.from_arrays(
+        [pa.array([10]), pa.array(["a"]), pa.array(["b"])], names=["id", "city", "city"]
+    )
     pq.write_table(table, p)
     return p
 
@@ -147,7 +149,9 @@ CASES: dict[str, Case] = {
         MalformedFile,
         ["quote.csv", f"Line: {LATE + 1}", "never closed"],
     ),
-    "truncated-parquet": Case(_truncated_parquet, MalformedFile, ["cut.parquet", "truncated or corrupt Parquet"]),
+    "truncated-parquet": Case(
+        _truncated_parquet, MalformedFile, ["cut.parquet", "truncated or corrupt Parquet"]
+    ),
     "declared-utf8-but-cp1256": Case(
         _text("declared.csv", "id,city\n10,الرباط\n11,سلا\n", "cp1256"),
         EncodingError,
@@ -166,7 +170,9 @@ CASES: dict[str, Case] = {
     "empty-file": Case(_bytes("empty.csv", b""), EmptyFile, ["empty.csv", "empty", "0 bytes"]),
     "header-only": Case(_text("header.csv", "id,city\n"), EmptyFile, ["header.csv", "no data rows"]),
     "ten-mb-single-line": Case(
-        _bytes("oneline.csv", b"x" * (10 * 1024 * 1024)), MalformedFile, ["oneline.csv", "line 1", "8 MiB line limit"]
+        _bytes("oneline.csv", b"x" * (10 * 1024 * 1024)),
+        MalformedFile,
+        ["oneline.csv", "line 1", "8 MiB line limit"],
     ),
     "ten-mb-second-line": Case(
         _text("longrow.csv", "id,city\n10," + "x" * (10 * 1024 * 1024) + "\n"),
@@ -174,34 +180,51 @@ CASES: dict[str, Case] = {
         ["longrow.csv", "8 MiB line limit"],
     ),
     "json-truncated-mid-object": Case(
-        _text("cut.json", '[{"id": 10, "city": "Rabat"}, {"id": 11, "ci'), MalformedFile, ["cut.json", "Malformed JSON"]
+        _text("cut.json", '[{"id": 10, "city": "Rabat"}, {"id": 11, "ci'),
+        MalformedFile,
+        ["cut.json", "Malformed JSON"],
     ),
     "ndjson-truncated-mid-object": Case(
-        _text("cut.ndjson", '{"id": 10, "city": "Rabat"}\n{"id": 11, "ci'), MalformedFile, ["cut.ndjson", "Malformed JSON"]
+        _text("cut.ndjson", '{"id": 10, "city": "Rabat"}\n{"id": 11, "ci'),
+        MalformedFile,
+        ["cut.ndjson", "Malformed JSON"],
     ),
     "zip-not-xlsx": Case(_zip_not_xlsx, UnsupportedFormat, ["archive.xlsx", "ZIP archive", "not an XLSX"]),
     "xlsx-corrupt": Case(_broken_xlsx, MalformedFile, ["broken.xlsx", "not a readable XLSX workbook"]),
     "unknown-extension": Case(
-        _text("data.xyz", "id,city\n10,Rabat\n"), UnsupportedFormat, ["data.xyz", "cannot tell the format", "'.xyz'"]
+        _text("data.xyz", "id,city\n10,Rabat\n"),
+        UnsupportedFormat,
+        ["data.xyz", "cannot tell the format", "'.xyz'"],
     ),
     "unknown-declared-format": Case(
-        _text("data.csv", "id,city\n10,Rabat\n"), UnsupportedFormat, ["unknown format 'avro'"], kwargs={"format": "avro"}
+        _text("data.csv", "id,city\n10,Rabat\n"),
+        UnsupportedFormat,
+        ["unknown format 'avro'"],
+        kwargs={"format": "avro"},
     ),
     "unknown-encoding-name": Case(
-        _text("data.csv", "id,city\n10,Rabat\n"), EncodingError, ["unknown encoding 'klingon'"],
+        _text("data.csv", "id,city\n10,Rabat\n"),
+        EncodingError,
+        ["unknown encoding 'klingon'"],
         kwargs={"encoding": "klingon"},
     ),  # fmt: skip
     "no-such-file": Case(lambda d: d / "missing.csv", MalformedFile, ["missing.csv", "no such file"]),
     "upsert-unknown-key": Case(
-        _text("up.csv", "id,city\n2,Rabat\n"), BadRequest, ["key column 'nope'", "not in the file or the dataset"],
+        _text("up.csv", "id,city\n2,Rabat\n"),
+        BadRequest,
+        ["key column 'nope'", "not in the file or the dataset"],
         kwargs={"mode": "upsert", "key": "nope"},
     ),  # fmt: skip
     "upsert-duplicate-keys": Case(
-        _text("dups.csv", "id,city\n2,Rabat\n2,Salé\n"), BadRequest, ["dups.csv", "Duplicate", "key"],
+        _text("dups.csv", "id,city\n2,Rabat\n2,Salé\n"),
+        BadRequest,
+        ["dups.csv", "Duplicate", "key"],
         kwargs={"mode": "upsert", "key": "id"},
     ),  # fmt: skip
     "upsert-empty-key": Case(
-        _text("nokey.csv", "id,city\n,Rabat\n2,Salé\n"), BadRequest, ["key column 'id'", "empty values"],
+        _text("nokey.csv", "id,city\n,Rabat\n2,Salé\n"),
+        BadRequest,
+        ["key column 'id'", "empty values"],
         kwargs={"mode": "upsert", "key": "id"},
     ),  # fmt: skip
     "incompatible-type-row-3": Case(
@@ -293,7 +316,9 @@ def test_all_failures_in_one_workspace_keep_audit_chain(
     events = audit.query(ws.engine, action="dataset.ingest", limit=1000)
     errors = [e for e in events if e["outcome"] == "error"]
     assert len(errors) == failures == len(CASES)
-    assert all(e["detail"]["error"] and e["target"] == DATASET and e["actor"] == operator.actor for e in errors)
+    assert all(
+        e["detail"]["error"] and e["target"] == DATASET and e["actor"] == operator.actor for e in errors
+    )
     assert [e["outcome"] for e in events].count("ok") == 1  # the base ingest only
     # each event names the file it was about
     sources = {e["detail"]["source"] for e in errors}
@@ -324,7 +349,9 @@ def test_bad_arguments_are_refused_before_reading(
 def test_csv_with_duplicate_column_names_is_refused(
     ws: Workspace, operator: Principal, tmp_path: Path, base: Any
 ) -> None:
-    case = Case(_text("dupcol.csv", "id,city,city\n10,a,b\n"), SchemaMismatch, ["duplicate column names", "city"])
+    case = Case(
+        _text("dupcol.csv", "id,city,city\n10,a,b\n"), SchemaMismatch, ["duplicate column names", "city"]
+    )
     _assert_failure_leaves_dataset_alone(ws, operator, tmp_path, base, case)
 
 
@@ -358,5 +385,23 @@ def test_roles_below_steward_cannot_ingest(
     low = Principal(tenant="default", tenant_id=operator.tenant_id, actor=f"user:{role.value}", role=role)
     with pytest.raises(Forbidden) as info:
         ingest_file(ws, low, src, DATASET)
-    assert "ingest" in info.value.detail and "'steward'" in info.value.detail and f"'{role.value}'" in info.value.detail
+    assert (
+        "ingest" in info.value.detail
+        and "'steward'" in info.value.detail
+        and f"'{role.value}'" in info.value.detail
+    )
     assert state(ws) == base[0]
+
+
+def test_refused_ingest_is_audited_as_denied(ws: Workspace, tmp_path: Path) -> None:
+    from manara.errors import Forbidden
+
+    base = ws.principal()
+    viewer = Principal(tenant=base.tenant, tenant_id=base.tenant_id, actor="user:viewer", role=Role.viewer)
+    path = tmp_path / "v.csv"
+    path.write_text("a,b\n1,2\n", "utf-8")
+    with pytest.raises(Forbidden, match="steward"):
+        ingest_file(ws, viewer, path, "viewer_try")
+    events = audit.query(ws.engine, action="dataset.ingest", actor="user:viewer")
+    assert [(e["outcome"], e["target"]) for e in events] == [("denied", "viewer_try")]
+    assert "viewer_try" not in [n for _, n in ws.catalog.list_tables(base.tenant)]

@@ -56,11 +56,16 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     [(",", ".csv"), (";", ".csv"), ("\t", ".tsv"), ("|", ".txt")],
     ids=["comma", "semicolon", "tab", "pipe"],
 )
-def test_csv_delimiters_are_detected(ws: Workspace, operator: Principal, tmp_path: Path, delimiter: str,
-                                     suffix: str) -> None:
+def test_csv_delimiters_are_detected(
+    ws: Workspace, operator: Principal, tmp_path: Path, delimiter: str, suffix: str
+) -> None:
     # values hold the other candidate delimiters, so a wrong guess would change the column count
     others = [d for d in ",;" if d != delimiter]
-    body = [["1", "Amina", "x" + "y".join(others)], ["2", "Youssef", "plain"], ["3", "Salma", "p" + others[0] + "q"]]
+    body = [
+        ["1", "Amina", "x" + "y".join(others)],
+        ["2", "Youssef", "plain"],
+        ["3", "Salma", "p" + others[0] + "q"],
+    ]
     text = delimiter.join(["id", "name", "note"]) + "\n" + "".join(delimiter.join(r) + "\n" for r in body)
     path = write(tmp_path / f"people{suffix}", text)
 
@@ -154,7 +159,9 @@ def test_explicit_encoding_override_is_used(ws: Workspace, operator: Principal, 
     assert r2.encoding == "iso8859-1"
     # the same bytes, read as told: the override is honoured, not second-guessed
     assert rows(ws, operator, "select ville from as_arabic") == [{"ville": "فاس"}]
-    assert rows(ws, operator, "select ville from as_latin") == [{"ville": raw.split(b",")[-1].strip().decode("latin-1")}]
+    assert rows(ws, operator, "select ville from as_latin") == [
+        {"ville": raw.split(b",")[-1].strip().decode("latin-1")}
+    ]
 
 
 # --- JSON -----------------------------------------------------------------------------------------
@@ -189,7 +196,9 @@ def test_json_array(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
 # --- Parquet --------------------------------------------------------------------------------------
 
 
-def test_parquet_types_are_stored_iceberg_compatible(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_parquet_types_are_stored_iceberg_compatible(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     ts = [dt.datetime(2024, 1, 2, 3, 4, 5, 123456), None, dt.datetime(1999, 12, 31, 23, 59, 59)]
     table = pa.table(
         {
@@ -282,13 +291,17 @@ def test_append_adds_rows_in_a_new_snapshot(ws: Workspace, operator: Principal, 
     assert r2.snapshot_id != r1.snapshot_id
     assert state(ws, "ds") == (r2.snapshot_id, 3)
     assert rows(ws, operator, "select id, v from ds order by id") == [
-        {"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}
+        {"id": 1, "v": "a"},
+        {"id": 2, "v": "b"},
+        {"id": 3, "v": "c"},
     ]
     # the first snapshot still holds the first file only
     assert rows(ws, operator, "select count(*) as n from ds", as_of=str(r1.snapshot_id)) == [{"n": 2}]
 
 
-def test_overwrite_replaces_rows_and_keeps_history(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_overwrite_replaces_rows_and_keeps_history(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     old = ingest_file(ws, operator, write(tmp_path / "a.csv", "id,v\n1,a\n2,b\n3,c\n"), "ds")
     new = ingest_file(ws, operator, write(tmp_path / "b.csv", "id,v\n9,z\n"), "ds", mode="overwrite")
 
@@ -298,14 +311,18 @@ def test_overwrite_replaces_rows_and_keeps_history(ws: Workspace, operator: Prin
     assert rows(ws, operator, "select id, v from ds") == [{"id": 9, "v": "z"}]
     # time travel: the replaced rows are still reachable through the old snapshot
     assert rows(ws, operator, "select id, v from ds order by id", as_of=str(old.snapshot_id)) == [
-        {"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}
+        {"id": 1, "v": "a"},
+        {"id": 2, "v": "b"},
+        {"id": 3, "v": "c"},
     ]
 
 
 def test_upsert_updates_matching_rows_and_inserts_new_ones(
     ws: Workspace, operator: Principal, tmp_path: Path
 ) -> None:
-    first = ingest_file(ws, operator, write(tmp_path / "a.csv", "cin,nom,ville\nA1,Amina,Fès\nB2,Omar,Rabat\n"), "pp")
+    first = ingest_file(
+        ws, operator, write(tmp_path / "a.csv", "cin,nom,ville\nA1,Amina,Fès\nB2,Omar,Rabat\n"), "pp"
+    )
     up = ingest_file(
         ws, operator, write(tmp_path / "b.csv", "cin,nom,ville\nB2,Omar,Tanger\nC3,Salma,Oujda\n"), "pp",
         mode="upsert", key="cin",
@@ -326,14 +343,18 @@ def test_upsert_updates_matching_rows_and_inserts_new_ones(
 # --- schema evolution -------------------------------------------------------------------------------
 
 
-def test_new_column_is_added_and_old_rows_are_null(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_new_column_is_added_and_old_rows_are_null(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     ingest_file(ws, operator, write(tmp_path / "a.csv", "id,v\n1,a\n2,b\n"), "ds")
     r = ingest_file(ws, operator, write(tmp_path / "b.csv", "id,v,email\n3,c,c@x.ma\n"), "ds")
 
     assert r.columns_added == ["email"]
     assert list(column_types(ws, "ds")) == ["id", "v", "email"]
     assert rows(ws, operator, "select id, email from ds order by id") == [
-        {"id": 1, "email": None}, {"id": 2, "email": None}, {"id": 3, "email": "c@x.ma"}
+        {"id": 1, "email": None},
+        {"id": 2, "email": None},
+        {"id": 3, "email": "c@x.ma"},
     ]
 
 
@@ -341,7 +362,10 @@ def test_file_missing_a_column_gets_nulls(ws: Workspace, operator: Principal, tm
     ingest_file(ws, operator, write(tmp_path / "a.csv", "id,v,w\n1,a,x\n"), "ds")
     r = ingest_file(ws, operator, write(tmp_path / "b.csv", "id,v\n2,b\n"), "ds")
     assert r.columns_added == []
-    assert rows(ws, operator, "select id, w from ds order by id") == [{"id": 1, "w": "x"}, {"id": 2, "w": None}]
+    assert rows(ws, operator, "select id, w from ds order by id") == [
+        {"id": 1, "w": "x"},
+        {"id": 2, "w": None},
+    ]
 
 
 def test_int_column_is_promoted_to_long(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
@@ -363,7 +387,12 @@ def test_narrower_incoming_type_is_cast_up(ws: Workspace, operator: Principal, t
 
     assert r.columns_promoted == [] and r.rows == 2
     assert column_types(ws, "dbl") == {"x": DoubleType()}
-    assert rows(ws, operator, "select x from dbl order by x") == [{"x": 1.5}, {"x": 2.25}, {"x": 3.0}, {"x": 4.0}]
+    assert rows(ws, operator, "select x from dbl order by x") == [
+        {"x": 1.5},
+        {"x": 2.25},
+        {"x": 3.0},
+        {"x": 4.0},
+    ]
 
 
 def test_incompatible_type_is_refused_naming_column_row_and_types(

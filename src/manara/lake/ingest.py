@@ -13,7 +13,7 @@ import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Transaction
 
-from manara.errors import BadRequest, Conflict, EmptyFile, IngestError, ManaraError
+from manara.errors import BadRequest, Conflict, EmptyFile, Forbidden, IngestError, ManaraError
 from manara.govern import audit
 from manara.govern.principal import Principal
 from manara.lake import schema as schema_rules
@@ -69,12 +69,6 @@ def ingest_file(
     progress: Progress | None = None,
 ) -> IngestResult:
     """Read `path` and commit it to `dataset` of the principal's tenant."""
-    principal.require(Role.steward, "ingest")
-    ident = identifier(principal.tenant, dataset)
-    if mode not in MODES:
-        raise BadRequest(f"unknown mode '{mode}': choose one of {', '.join(MODES)}")
-    if mode == "upsert" and not key:
-        raise BadRequest("upsert needs --key COLUMN: the column that identifies a row")
     source_label = source_name or path.name
     ev = audit.EventFields(
         principal.actor,
@@ -85,13 +79,19 @@ def ingest_file(
     )
     started = time.perf_counter()
     try:
+        principal.require(Role.steward, "ingest")
+        ident = identifier(principal.tenant, dataset)
+        if mode not in MODES:
+            raise BadRequest(f"unknown mode '{mode}': choose one of {', '.join(MODES)}")
+        if mode == "upsert" and not key:
+            raise BadRequest("upsert needs --key COLUMN: the column that identifies a row")
         with _dataset_lock(principal.tenant, dataset):
             result = _ingest(
                 ws, principal, path, ident, mode, key, format, encoding, delimiter,
                 source_label, description, owner, progress, ev,
             )  # fmt: skip
     except ManaraError as e:
-        ev.outcome, ev.detail["error"] = "error", e.detail
+        ev.outcome, ev.detail["error"] = ("denied" if isinstance(e, Forbidden) else "error"), e.detail
         audit.write(ws.engine, ev)
         raise
     except Exception as e:

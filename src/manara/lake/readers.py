@@ -222,7 +222,7 @@ def _duckdb_error(label: str, err: BaseException) -> Exception:
     if "Invalid unicode" in msg or "not utf-8 encoded" in msg:
         return EncodingError(
             f"{label}: {where} is not valid UTF-8 although the start of the file is; "
-            "the file mixes encodings (pass --encoding to read it all in one)"
+            "the file mixes encodings (if all of it is in another encoding, name it with --encoding)"
         )
     if "Maximum line size" in msg:
         return MalformedFile(

@@ -21,7 +21,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from manara.errors import SqlError, SqlRejected, SqlTimeout
+from manara.errors import Forbidden, SqlError, SqlRejected, SqlTimeout
 from manara.govern import audit
 from manara.govern.principal import Principal
 from manara.lake.catalog import dataset_names, load_dataset
@@ -174,7 +174,7 @@ def run_query(
         principal.require(Role.analyst, "running SQL")
         result = _run(ws, principal, sql, as_of, limit)
     except Exception as e:
-        ev.outcome = "denied" if isinstance(e, SqlRejected) else "error"
+        ev.outcome = "denied" if isinstance(e, SqlRejected | Forbidden) else "error"
         ev.detail["error"] = getattr(e, "detail", str(e))
         audit.write(ws.engine, ev)
         raise
