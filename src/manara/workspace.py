@@ -53,7 +53,10 @@ class Workspace:
     @classmethod
     def open(cls, settings: Settings) -> Workspace:
         ws = cls(settings)
-        if migrate.current_revision(ws.engine) is None:
+        sqlite_file = (
+            settings.db_url.removeprefix("sqlite:///") if settings.db_url.startswith("sqlite:///") else None
+        )
+        if (sqlite_file and not Path(sqlite_file).is_file()) or migrate.current_revision(ws.engine) is None:
             raise WorkspaceMissing(
                 f"no Manara workspace at {settings.home} (database {settings.redacted()['database_url']}); "
                 "run 'manara init' first"

@@ -325,3 +325,12 @@ def test_principal_require(held: Role, needed: Role) -> None:
 def test_role_order() -> None:
     assert [r.value for r in Role] == ["viewer", "analyst", "steward", "admin"]
     assert Role.admin.at_least(Role.viewer) and not Role.viewer.at_least(Role.analyst)
+
+
+def test_listing_tokens_and_tenants_is_audited(ws: Workspace) -> None:
+    with session_scope(ws.engine) as s:
+        tenant = identity.get_tenant(s, "default")
+        identity.list_tokens(s, tenant, "user:auditor")
+        identity.list_tenants(s, "user:auditor")
+    actions = sorted(e["action"] for e in audit.query(ws.engine, actor="user:auditor"))
+    assert actions == ["tenant.list", "token.list"]

@@ -44,7 +44,8 @@ def tenant_list(as_json: bool = JsonOption) -> None:
     def go() -> None:
         with session_scope(workspace().engine) as s:
             rows = [
-                {"slug": t.slug, "name": t.name, "created_at": t.created_at} for t in identity.list_tenants(s)
+                {"slug": t.slug, "name": t.name, "created_at": t.created_at}
+                for t in identity.list_tenants(s, local_operator_name())
             ]
         print_json(rows) if as_json else print_rows(rows)
 
@@ -136,7 +137,7 @@ def token_list(tenant: str | None = TenantOption, as_json: bool = JsonOption) ->
         ws = workspace()
         with session_scope(ws.engine) as s:
             t = identity.get_tenant(s, tenant or ws.settings.default_tenant)
-            rows = [token_row(tok) for tok in identity.list_tokens(s, t)]
+            rows = [token_row(tok) for tok in identity.list_tokens(s, t, local_operator_name())]
         print_json(rows) if as_json else print_rows(rows)
 
     run(go)

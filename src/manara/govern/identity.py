@@ -76,7 +76,10 @@ def get_tenant(session: Session, slug: str) -> Tenant:
     return tenant
 
 
-def list_tenants(session: Session) -> list[Tenant]:
+def list_tenants(session: Session, actor: str | None = None) -> list[Tenant]:
+    """All tenants; audited when an `actor` asks."""
+    if actor:
+        audit.record(session.connection(), audit.EventFields(actor, "tenant.list"))
     return list(session.scalars(select(Tenant).order_by(Tenant.slug)))
 
 
@@ -154,7 +157,10 @@ def create_token(
     return IssuedToken(token, secret)
 
 
-def list_tokens(session: Session, tenant: Tenant) -> list[ApiToken]:
+def list_tokens(session: Session, tenant: Tenant, actor: str | None = None) -> list[ApiToken]:
+    """A tenant's tokens (never their secrets); audited when an `actor` asks."""
+    if actor:
+        audit.record(session.connection(), audit.EventFields(actor, "token.list", tenant=tenant.slug))
     return list(
         session.scalars(select(ApiToken).where(ApiToken.tenant_id == tenant.id).order_by(ApiToken.created_at))
     )

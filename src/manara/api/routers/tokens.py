@@ -54,7 +54,7 @@ def list_tokens(ws: Ws, principal: Caller) -> list[dict[str, Any]]:
     """Admins see the tenant's tokens; others see their own. Secrets are never returned."""
     with session_scope(ws.engine) as s:
         tenant = s.get_one(Tenant, principal.tenant_id)
-        return [_row(t) for t in identity.list_tokens(s, tenant) if _visible(principal, t)]
+        return [_row(t) for t in identity.list_tokens(s, tenant, principal.actor) if _visible(principal, t)]
 
 
 @router.post("", status_code=201)
