@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manara.errors import EmptyFile, EncodingError, MalformedFile, SchemaMismatch, UnsupportedFormat
+from manara.lake import duck
 
 BATCH_ROWS = 131_072
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -287,9 +288,8 @@ def _open_csv(
         notes.append(f"kept as text (leading zeros): {', '.join(zeros)}")
     as_text = [c for c in header if c in set(zeros) | set(text_columns)]
     types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in as_text)
-    con = duckdb.connect()
+    con = duck.connect()
     stack.callback(con.close)
-    con.execute("SET threads TO 2")
     sql = (
         "SELECT * FROM read_csv(?, delim = ?, header = true, skip = 0, strict_mode = true, "
         f"max_line_size = {MAX_LINE_BYTES}, sample_size = 20480, encoding = 'utf-8'"
@@ -301,7 +301,7 @@ def _open_csv(
 
 
 def _open_json(path: Path, stack: ExitStack, label: str) -> Source:
-    con = duckdb.connect()
+    con = duck.connect()
     stack.callback(con.close)
     sql = "SELECT * FROM read_json(?, format = 'auto', maximum_object_size = ?)"
     reader = _duckdb_reader(con, sql, [str(path), MAX_LINE_BYTES * 2], label)

@@ -24,6 +24,7 @@ from sqlglot.errors import ParseError
 from manara.errors import Forbidden, SqlError, SqlRejected, SqlTimeout
 from manara.govern import audit
 from manara.govern.principal import Principal
+from manara.lake import duck
 from manara.lake.catalog import dataset_names, load_dataset
 from manara.lake.datasets import resolve_snapshot
 from manara.meta.models import Role
@@ -142,17 +143,7 @@ def _check_table(node: exp.Table, datasets: set[str], ctes: set[str], used: list
 
 
 def _connect(ws: Workspace) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        ":memory:",
-        config={
-            "threads": ws.settings.sql_threads,
-            "memory_limit": ws.settings.sql_memory_limit,
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "allow_community_extensions": False,
-        },
-    )
-    return con
+    return duck.connect(threads=ws.settings.sql_threads, memory_limit=ws.settings.sql_memory_limit)
 
 
 def _lock(con: duckdb.DuckDBPyConnection) -> None:
