@@ -137,7 +137,7 @@ def token_list(tenant: str | None = TenantOption, as_json: bool = JsonOption) ->
         ws = workspace()
         with session_scope(ws.engine) as s:
             t = identity.get_tenant(s, tenant or ws.settings.default_tenant)
-            rows = [token_row(tok) for tok in identity.list_tokens(s, t, local_operator_name())]
+            rows = [identity.token_info(tok) for tok in identity.list_tokens(s, t, local_operator_name())]
         print_json(rows) if as_json else print_rows(rows)
 
     run(go)
@@ -155,16 +155,3 @@ def token_revoke(token_id: str, tenant: str | None = TenantOption) -> None:
         console.print(f"token [bold]{token_id}[/] revoked")
 
     run(go)
-
-
-def token_row(tok: identity.ApiToken) -> dict[str, object]:
-    return {
-        "id": tok.id,
-        "name": tok.name,
-        "role": tok.role,
-        "user": tok.user.username if tok.user else None,
-        "created_at": tok.created_at,
-        "expires_at": tok.expires_at,
-        "revoked_at": tok.revoked_at,
-        "last_used_at": tok.last_used_at,
-    }

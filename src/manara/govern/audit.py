@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, RowMapping, event, insert, select, update
 from sqlalchemy.orm import Session
 
 from manara.meta.models import AuditEvent, AuditHead
@@ -44,24 +44,24 @@ def _canonical_ts(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(
-    *,
-    seq: int,
-    ts: datetime,
-    tenant: str | None,
-    actor: str,
-    action: str,
-    target: str | None,
-    outcome: str,
-    request_id: str | None,
-    detail: str,
-    prev_hash: str,
-) -> str:
-    payload = json.dumps(
-        [seq, _canonical_ts(ts), tenant, actor, action, target, outcome, request_id, detail, prev_hash],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+HASHED_FIELDS = (
+    "seq",
+    "ts",
+    "tenant",
+    "actor",
+    "action",
+    "target",
+    "outcome",
+    "request_id",
+    "detail",
+    "prev_hash",
+)
+
+
+def event_hash(row: Mapping[str, Any] | RowMapping) -> str:
+    """SHA-256 over the canonical JSON of an event's stored fields (`ts` in UTC, microseconds)."""
+    values = [_canonical_ts(row[k]) if k == "ts" else row[k] for k in HASHED_FIELDS]
+    payload = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -72,34 +72,20 @@ def record(conn: Connection, ev: EventFields) -> int:
     ts = datetime.now(UTC)
     detail = json.dumps(ev.detail, ensure_ascii=False, sort_keys=True, default=str)
     request_id = ev.request_id or request_id_var.get()
-    target = ev.target[:512] if ev.target else ev.target
-    digest = event_hash(
-        seq=seq,
-        ts=ts,
-        tenant=ev.tenant,
-        actor=ev.actor,
-        action=ev.action,
-        target=target,
-        outcome=ev.outcome,
-        request_id=request_id,
-        detail=detail,
-        prev_hash=prev,
-    )
-    conn.execute(
-        insert(AuditEvent).values(
-            seq=seq,
-            ts=ts,
-            tenant=ev.tenant,
-            actor=ev.actor,
-            action=ev.action,
-            target=target,
-            outcome=ev.outcome,
-            request_id=request_id,
-            detail=detail,
-            prev_hash=prev,
-            hash=digest,
-        )
-    )
+    row: dict[str, Any] = {
+        "seq": seq,
+        "ts": ts,
+        "tenant": ev.tenant,
+        "actor": ev.actor,
+        "action": ev.action,
+        "target": ev.target[:512] if ev.target else ev.target,
+        "outcome": ev.outcome,
+        "request_id": request_id,
+        "detail": detail,
+        "prev_hash": prev,
+    }
+    digest = event_hash(row)
+    conn.execute(insert(AuditEvent).values(**row, hash=digest))
     conn.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=digest))
     return int(seq)
 
@@ -184,18 +170,7 @@ def verify(engine: Engine, batch: int = 5000) -> VerifyResult:
                     )
                 if ev["prev_hash"] != prev_hash:
                     return VerifyResult(False, checked, seq, "previous-hash link does not match")
-                digest = event_hash(
-                    seq=seq,
-                    ts=ev["ts"],
-                    tenant=ev["tenant"],
-                    actor=ev["actor"],
-                    action=ev["action"],
-                    target=ev["target"],
-                    outcome=ev["outcome"],
-                    request_id=ev["request_id"],
-                    detail=ev["detail"],
-                    prev_hash=ev["prev_hash"],
-                )
+                digest = event_hash(ev)
                 if digest != ev["hash"]:
                     return VerifyResult(False, checked, seq, "content does not match its hash (altered)")
                 prev_hash = digest

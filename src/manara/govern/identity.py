@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -164,6 +165,20 @@ def list_tokens(session: Session, tenant: Tenant, actor: str | None = None) -> l
     return list(
         session.scalars(select(ApiToken).where(ApiToken.tenant_id == tenant.id).order_by(ApiToken.created_at))
     )
+
+
+def token_info(token: ApiToken) -> dict[str, Any]:
+    """What may be shown of a token: never its secret or hash."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "user": token.user.username if token.user else None,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+        "last_used_at": token.last_used_at,
+    }
 
 
 def revoke_token(session: Session, tenant: Tenant, token_id: str, actor: str) -> ApiToken:

@@ -30,19 +30,6 @@ class TokenRequest(BaseModel):
     )
 
 
-def _row(tok: ApiToken) -> dict[str, Any]:
-    return {
-        "id": tok.id,
-        "name": tok.name,
-        "role": tok.role,
-        "user": tok.user.username if tok.user else None,
-        "created_at": tok.created_at,
-        "expires_at": tok.expires_at,
-        "revoked_at": tok.revoked_at,
-        "last_used_at": tok.last_used_at,
-    }
-
-
 def _visible(principal: Principal, tok: ApiToken) -> bool:
     return principal.role is Role.admin or (
         principal.user_id is not None and tok.user_id == principal.user_id
@@ -54,7 +41,11 @@ def list_tokens(ws: Ws, principal: Caller) -> list[dict[str, Any]]:
     """Admins see the tenant's tokens; others see their own. Secrets are never returned."""
     with session_scope(ws.engine) as s:
         tenant = s.get_one(Tenant, principal.tenant_id)
-        return [_row(t) for t in identity.list_tokens(s, tenant, principal.actor) if _visible(principal, t)]
+        return [
+            identity.token_info(t)
+            for t in identity.list_tokens(s, tenant, principal.actor)
+            if _visible(principal, t)
+        ]
 
 
 @router.post("", status_code=201)
@@ -71,7 +62,7 @@ def create_token(body: TokenRequest, ws: Ws, principal: Caller) -> dict[str, Any
             s, tenant, role=body.role, name=body.name, actor=principal.actor, user=user,
             expires_in=timedelta(days=body.expires_days) if body.expires_days else None,
         )  # fmt: skip
-        return {**_row(issued.token), "secret": issued.secret}
+        return {**identity.token_info(issued.token), "secret": issued.secret}
 
 
 @router.delete("/{token_id}")
@@ -82,4 +73,4 @@ def revoke_token(token_id: str, ws: Ws, principal: Caller) -> dict[str, Any]:
         tok = s.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.tenant_id == tenant.id))
         if tok is None or not _visible(principal, tok):
             raise NotFound(f"token '{token_id}' does not exist")
-        return _row(identity.revoke_token(s, tenant, token_id, principal.actor))
+        return identity.token_info(identity.revoke_token(s, tenant, token_id, principal.actor))
