@@ -101,7 +101,7 @@ def generate_csv(rows: int, seed: int, out_dir: Path = OUT_DIR) -> Path:
                 {_pick(STATUSES, seed, 9)} AS status
             FROM range({rows}) t(i)
             ORDER BY i
-        ) TO '{partial}' (FORMAT csv, HEADER, DELIMITER ',')
+        ) TO '{str(partial).replace("'", "''")}' (FORMAT csv, HEADER, DELIMITER ',')
     """
     con = duckdb.connect()
     try:

@@ -17,6 +17,11 @@ CATALOG_NAME = "manara"
 TABLE_DEFAULTS = {
     "write.parquet.compression-codec": "zstd",
     "write.format.default": "parquet",
+    # Smaller in-memory file targets let pyiceberg write Parquet while DuckDB is still parsing, and a
+    # small dictionary page limit stops dictionary encoding early on high-cardinality text
+    # (measured in docs/benchmarks.md: together ~20% faster ingest, 5% smaller files).
+    "write.target-file-size-bytes": str(64 << 20),
+    "write.parquet.dict-size-bytes": str(256 << 10),
 }
 
 

@@ -155,6 +155,8 @@ def _ingest(
         if rid := audit.request_id_var.get():
             props["manara.request_id"] = rid
         table_props = {"manara.source": source_label}
+        if table is not None:  # tables made before a default changed get it on their next ingest
+            table_props.update({k: v for k, v in TABLE_DEFAULTS.items() if table.properties.get(k) != v})
         if description is not None:
             table_props["manara.description"] = description
         if owner is not None:

@@ -292,9 +292,8 @@ def _open_csv(
     stack.callback(con.close)
     sql = (
         "SELECT * FROM read_csv(?, delim = ?, header = true, skip = 0, strict_mode = true, "
-        f"max_line_size = {MAX_LINE_BYTES}, sample_size = 20480, encoding = 'utf-8'"
-        + (f", types = {{{types}}}" if types else "")
-        + ")"
+        f"max_line_size = {MAX_LINE_BYTES}, buffer_size = {2 * MAX_LINE_BYTES}, sample_size = 20480, "
+        "encoding = 'utf-8'" + (f", types = {{{types}}}" if types else "") + ")"
     )
     reader = _duckdb_reader(con, sql, [str(read_path), delim], label)
     return Source(path, "csv", reader, encoding=enc, delimiter=delim, notes=notes)
