@@ -14,10 +14,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 import sqlglot
+from pyiceberg.table import Table
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
@@ -27,6 +30,7 @@ from manara.govern.principal import Principal
 from manara.lake import duck
 from manara.lake.catalog import dataset_names, load_dataset
 from manara.lake.datasets import resolve_snapshot
+from manara.lake.schema import iceberg_compatible
 from manara.meta.models import Role
 from manara.workspace import Workspace
 
@@ -146,6 +150,26 @@ def _connect(ws: Workspace) -> duckdb.DuckDBPyConnection:
     return duck.connect(threads=ws.settings.sql_threads, memory_limit=ws.settings.sql_memory_limit)
 
 
+def _arrow_source(table: Table, snapshot_id: int | None) -> pads.Dataset | pa.Table:
+    """What DuckDB scans for one dataset at one snapshot.
+
+    Local data files without delete files (what Manara writes: copy-on-write) are handed over as a
+    pyarrow Dataset, so DuckDB pushes projections and filters into the Parquet scan (about 10× less
+    time than materialising on a million rows; docs/benchmarks.md). Anything else — delete files,
+    remote storage — goes through pyiceberg's own reader, which applies them.
+    """
+    scan = table.scan(snapshot_id=snapshot_id)
+    tasks = list(scan.plan_files())
+    paths = []
+    for task in tasks:
+        uri = urlparse(task.file.file_path)
+        if task.delete_files or uri.scheme not in ("", "file"):
+            return scan.to_arrow()
+        paths.append(unquote(uri.path))
+    schema = pa.schema([pa.field(f.name, iceberg_compatible(f.type)) for f in scan.projection().as_arrow()])
+    return pads.dataset(paths, format="parquet", schema=schema)
+
+
 def _lock(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -186,11 +210,8 @@ def _run(ws: Workspace, principal: Principal, sql: str, as_of: str | None, limit
         for name in used:
             table = load_dataset(ws.catalog, principal.tenant, name)
             snapshot_id = resolve_snapshot(table, as_of) if as_of else None
-            scan = table.scan(snapshot_id=snapshot_id)
             snapshots[name] = snapshot_id or table.metadata.current_snapshot_id
-            # A RecordBatchReader can be consumed once; a table may be read twice (self-joins),
-            # so the scan is materialised as an Arrow table: pyiceberg prunes files first.
-            con.register(name, scan.to_arrow())
+            con.register(name, _arrow_source(table, snapshot_id))
         _lock(con)
         timer = threading.Timer(ws.settings.sql_timeout_s, con.interrupt)
         timer.start()
