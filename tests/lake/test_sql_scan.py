@@ -51,3 +51,20 @@ def test_overwritten_rows_are_not_read_after_overwrite(ws: Workspace, operator: 
     ingest_file(ws, operator, csv, "kv", mode="upsert", key="k")
     rows = run_query(ws, operator, "SELECT k, v FROM kv ORDER BY k").table.to_pylist()
     assert rows == [{"k": 1, "v": "z"}, {"k": 3, "v": "c"}]
+
+
+def test_history_marks_the_inner_steps_of_an_upsert(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+    from manara.lake.datasets import dataset_history
+
+    csv = tmp_path / "u.csv"
+    csv.write_text("k,v\n1,a\n2,b\n3,c\n", "utf-8")
+    ingest_file(ws, operator, csv, "kv")
+    csv.write_text("k,v\n2,B\n4,d\n", "utf-8")
+    result = ingest_file(ws, operator, csv, "kv", mode="upsert", key="k")
+
+    history = dataset_history(ws, operator, "kv")
+    visible = [h for h in history if not h["intermediate"]]
+    assert [h["total_rows"] for h in visible] == [4, 3], "one visible entry per ingest, newest first"
+    assert visible[0]["snapshot_id"] == result.snapshot_id and visible[0]["current"]
+    inner = [h for h in history if h["intermediate"]]
+    assert inner and all(h["ingest_id"] == visible[0]["ingest_id"] for h in inner)

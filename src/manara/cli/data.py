@@ -115,12 +115,21 @@ def dataset_show(name: str, tenant: str | None = TenantOption, as_json: bool = J
 
 
 @dataset_app.command("history")
-def dataset_history(name: str, tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+def dataset_history(
+    name: str,
+    show_all: bool = typer.Option(
+        False, "--all", help="also the inner steps of multi-step commits (upserts)"
+    ),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Snapshots of a dataset, newest first (use their ids with --as-of)."""
 
     def go() -> None:
         ws = workspace()
         rows = catalog_views.dataset_history(ws, operator(ws, tenant), name)
+        if not show_all:
+            rows = [r for r in rows if not r["intermediate"]]
         if as_json:
             print_json(rows)
         else:

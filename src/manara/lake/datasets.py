@@ -96,8 +96,17 @@ def dataset_history(ws: Workspace, principal: Principal, name: str) -> list[dict
     table = load_dataset(ws.catalog, principal.tenant, name)
     current = table.metadata.current_snapshot_id
     out = []
-    for snap in sorted(table.snapshots(), key=lambda s: s.timestamp_ms, reverse=True):
+    last_of_ingest: set[str] = set()
+    for snap in sorted(
+        table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number or 0), reverse=True
+    ):
         summary = snap.summary.additional_properties if snap.summary else {}
+        ingest_id = summary.get("manara.ingest_id")
+        # an ingest that commits several snapshots at once (upsert: delete, then insert) exposes
+        # only its last one to readers; the earlier ones are steps inside that one commit
+        intermediate = ingest_id is not None and ingest_id in last_of_ingest
+        if ingest_id:
+            last_of_ingest.add(ingest_id)
         out.append(
             {
                 "snapshot_id": snap.snapshot_id,
@@ -111,6 +120,8 @@ def dataset_history(ws: Workspace, principal: Principal, name: str) -> list[dict
                 "mode": summary.get("manara.mode"),
                 "actor": summary.get("manara.actor"),
                 "current": snap.snapshot_id == current,
+                "ingest_id": ingest_id,
+                "intermediate": intermediate,
             }
         )
     audit.write(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,7 +152,13 @@ def _ingest(
                 raise EmptyFile(f"{source_label} has no data rows")
 
         reader = pa.RecordBatchReader.from_batches(plan.target, batches())
-        props = {"manara.source": source_label, "manara.mode": mode, "manara.actor": principal.actor}
+        # every snapshot of this ingest carries its id (an upsert commits several at once)
+        props = {
+            "manara.source": source_label,
+            "manara.mode": mode,
+            "manara.actor": principal.actor,
+            "manara.ingest_id": uuid.uuid4().hex,
+        }
         if rid := audit.request_id_var.get():
             props["manara.request_id"] = rid
         table_props = {"manara.source": source_label}
