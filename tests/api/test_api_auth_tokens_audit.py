@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from api_checks import PROBLEM  # noqa: F401
+from api_checks import assert_problem as _problem
+from api_checks import auth as _auth
 from fastapi.testclient import TestClient
 
 from manara.api.app import create_app
@@ -20,21 +21,7 @@ from manara.meta.db import session_scope
 from manara.meta.models import Role
 from manara.workspace import Workspace
 
-PROBLEM = "application/problem+json"
 URLSAFE = string.ascii_letters + string.digits + "-_"
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(resp: Any, status: int, slug: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].split(";")[0] == PROBLEM
-    body: dict[str, Any] = resp.json()
-    assert body["type"].endswith(f"/problems/{slug}"), body
-    assert body["status"] == status
-    return body
 
 
 def _issue(
@@ -47,12 +34,6 @@ def _issue(
             s, t, role=role, name=f"{role.value} test", actor="test", expires_in=expires_in
         )
         return issued.token.id, issued.secret
-
-
-@pytest.fixture
-def client(ws: Workspace) -> Iterator[TestClient]:
-    with TestClient(create_app(ws.settings, ws)) as c:
-        yield c
 
 
 # --- authentication --------------------------------------------------------------------------------

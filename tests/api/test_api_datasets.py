@@ -4,13 +4,15 @@ leave the dataset exactly as it was."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from api_checks import PROBLEM  # noqa: F401
+from api_checks import assert_problem as _problem
+from api_checks import auth as _auth
 from fastapi.testclient import TestClient
 
 from manara.api.app import create_app
@@ -19,8 +21,6 @@ from manara.govern import audit, identity
 from manara.meta.db import session_scope
 from manara.meta.models import Role
 from manara.workspace import Workspace
-
-PROBLEM = "application/problem+json"
 
 ARABIC_FRENCH_CSV = (
     "id,ville,objet,montant\n"
@@ -31,10 +31,6 @@ ARABIC_FRENCH_CSV = (
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _token(ws: Workspace, role: Role, name: str = "test token") -> str:
@@ -59,16 +55,6 @@ def _upload(
     )
 
 
-def _problem(resp: Any, status: int, slug: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].split(";")[0] == PROBLEM, resp.headers["content-type"]
-    body: dict[str, Any] = resp.json()
-    assert body["type"].endswith(f"/problems/{slug}"), body
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    return body
-
-
 def _state(client: TestClient, token: str, name: str) -> dict[str, Any]:
     resp = client.get(f"/api/v1/datasets/{name}", headers=_auth(token))
     assert resp.status_code == 200, resp.text
@@ -86,12 +72,6 @@ def _rows(client: TestClient, token: str, sql: str) -> list[dict[str, Any]]:
 def _tmp_files(ws: Workspace) -> list[Path]:
     tmp = ws.settings.tmp_path
     return sorted(tmp.rglob("*")) if tmp.exists() else []
-
-
-@pytest.fixture
-def client(ws: Workspace) -> Iterator[TestClient]:
-    with TestClient(create_app(ws.settings, ws)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from api_checks import PROBLEM  # noqa: F401
+from api_checks import assert_problem as _problem
+from api_checks import auth as _auth
 from fastapi.testclient import TestClient
 
 from manara.api.app import create_app
@@ -19,8 +21,6 @@ from manara.lake.ingest import ingest_file
 from manara.meta.db import session_scope
 from manara.meta.models import Role
 from manara.workspace import Workspace
-
-PROBLEM = "application/problem+json"
 
 FIRST = (
     "id,commune,demande,montant,depose_le\n"
@@ -33,19 +33,6 @@ SECOND = (
 )
 
 
-def _auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(resp: Any, status: int, slug: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].split(";")[0] == PROBLEM
-    body: dict[str, Any] = resp.json()
-    assert body["type"].endswith(f"/problems/{slug}"), body
-    assert body["status"] == status
-    return body
-
-
 def _token(ws: Workspace, role: Role, tenant: str = "default") -> str:
     with session_scope(ws.engine) as s:
         t = identity.get_tenant(s, tenant)
@@ -56,12 +43,6 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     p = tmp_path / name
     p.write_text(text, "utf-8")
     return p
-
-
-@pytest.fixture
-def client(ws: Workspace) -> Iterator[TestClient]:
-    with TestClient(create_app(ws.settings, ws)) as c:
-        yield c
 
 
 @pytest.fixture
