@@ -8,6 +8,7 @@ import typer
 
 from manara.cli.common import JsonOption, console, err_console, print_json, print_rows, run, workspace
 from manara.govern import audit
+from manara.govern.principal import local_operator_name
 
 audit_app = typer.Typer(help="The hash-chained audit log.")
 
@@ -17,7 +18,15 @@ def verify() -> None:
     """Recompute the whole chain; name the first broken event. Exit 1 when broken."""
 
     def go() -> None:
-        result = audit.verify(workspace().engine)
+        engine = workspace().engine
+        result = audit.verify(engine)
+        audit.write(
+            engine,
+            audit.EventFields(
+                local_operator_name(), "audit.verify", outcome="ok" if result.ok else "broken",
+                detail={"checked": result.checked, "first_broken_seq": result.first_broken_seq},
+            ),
+        )  # fmt: skip
         if result.ok:
             console.print(f"[green]✓[/] audit chain intact: {result.checked:,} events verified")
             return
@@ -44,8 +53,10 @@ def list_events(
     """Newest events first."""
 
     def go() -> None:
+        engine = workspace().engine
+        audit.write(engine, audit.EventFields(local_operator_name(), "audit.read", tenant=tenant))
         rows = audit.query(
-            workspace().engine, tenant=tenant, actor=actor, action=action, outcome=outcome,
+            engine, tenant=tenant, actor=actor, action=action, outcome=outcome,
             since=since, until=until, limit=limit,
         )  # fmt: skip
         if as_json:

@@ -48,4 +48,11 @@ def verify_chain(ws: Ws, principal: Caller) -> dict[str, Any]:
     """Recompute the whole hash chain."""
     principal.require(Role.admin, "verifying the audit log")
     r = audit.verify(ws.engine)
+    audit.write(
+        ws.engine,
+        audit.EventFields(
+            principal.actor, "audit.verify", tenant=principal.tenant, outcome="ok" if r.ok else "broken",
+            detail={"checked": r.checked, "first_broken_seq": r.first_broken_seq},
+        ),
+    )  # fmt: skip
     return {"ok": r.ok, "checked": r.checked, "first_broken_seq": r.first_broken_seq, "reason": r.reason}
