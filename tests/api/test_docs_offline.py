@@ -63,3 +63,19 @@ def test_openapi_and_oauth2_redirect() -> None:
     # FastAPI's default CDN-backed pages are off.
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404
+
+
+def test_hub_openapi_declares_bearer_auth_on_data_routes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The docs page offers 'Authorize' because every data route declares the bearer scheme."""
+    from fastapi.testclient import TestClient as Client
+
+    from manara.api.app import create_app
+    from manara.config import Settings
+    from manara.workspace import init_workspace
+
+    ws = init_workspace(Settings(home=tmp_path / "home")).workspace
+    spec = Client(create_app(ws.settings, ws)).get("/api/v1/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert spec["paths"]["/api/v1/sql"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+    ws.close()

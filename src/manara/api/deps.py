@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from manara.errors import Unauthenticated
 from manara.govern import audit, identity
@@ -16,7 +19,15 @@ def get_workspace(request: Request) -> Workspace:
     return ws
 
 
-def get_principal(request: Request) -> Principal:
+# Declares the scheme in OpenAPI (the docs page's "Authorize" button); the header is parsed below
+# so that every failure gets its own problem+json answer.
+bearer_scheme = HTTPBearer(auto_error=False, description="an API token: `manara token create`")
+
+
+def get_principal(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> Principal:
     """Resolve `Authorization: Bearer <token>`; failures are audited and answered with 401."""
     ws = get_workspace(request)
     header = request.headers.get("authorization", "")
