@@ -451,3 +451,15 @@ def test_short_ragged_csv_is_malformed_not_empty(client: TestClient, admin_token
         _upload(client, admin_token, "ragged_small", b"a,b\n1,2\n3,4,5\n", "r.csv"), 422, "malformed-file"
     )
     assert body["detail"]
+
+
+def test_upload_with_fixed_column_types(client: TestClient, admin_token: str) -> None:
+    body = b"code,montant\n120,1.50\n007,2\n"
+    resp = _upload(client, admin_token, "codes", body, "codes.csv", types="code=string, montant=double")
+    assert resp.status_code == 201, resp.text
+    sql = client.post(
+        "/api/v1/sql", headers=_auth(admin_token), json={"sql": "SELECT code FROM codes ORDER BY code"}
+    )
+    assert [r["code"] for r in sql.json()["rows"]] == ["007", "120"]
+    bad = _upload(client, admin_token, "codes", body, "codes.csv", types="code=varchar2")
+    assert "unknown type 'varchar2'" in _problem(bad, 400, "bad-request")["detail"]

@@ -262,6 +262,17 @@ def test_upsert_and_encoding_from_cli(ready: Cli, tmp_path: Path) -> None:
     ]
 
 
+def test_fixed_column_type_from_cli(ready: Cli, tmp_path: Path) -> None:
+    codes = tmp_path / "codes.csv"
+    codes.write_text("code,montant\n120,1.50\n007,2\n", "utf-8")
+    ready.ok("ingest", str(codes), "-d", "codes", "--type", "code=string", "--type", "montant=double")
+    assert ready.json("sql", "SELECT code, montant FROM codes ORDER BY code", "-o", "json") == [
+        {"code": "007", "montant": 2.0},
+        {"code": "120", "montant": 1.5},
+    ]
+    assert "not COLUMN=TYPE" in ready.fails("ingest", str(codes), "-d", "codes2", "--type", "code")
+
+
 # --- errors: one line, exit 1, no traceback --------------------------------------------------------
 
 

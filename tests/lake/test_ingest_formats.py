@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyiceberg.types import DoubleType, IntegerType, LongType, StringType, TimestampType
 
-from manara.errors import SchemaMismatch
+from manara.errors import ManaraError, SchemaMismatch
 from manara.govern.principal import Principal
 from manara.lake.ingest import ingest_file
 from manara.lake.sql import run_query
@@ -429,7 +429,7 @@ def test_leading_zero_identifiers_survive_as_text(ws: Workspace, operator: Princ
 @pytest.mark.xfail(
     reason="KNOWN LIMITATION (docs/decisions/0002): column types come from a sample (DuckDB's 20,480 rows, "
     "Manara's 1 MiB leading-zero scan); an identifier with leading zeros that first appears after the "
-    "sample is parsed as a number. Workaround: ingest once with the column as text (a text column stays text).",
+    "sample is parsed as a number unless the user fixes the type (types={'cin': 'string'}, tested below).",
     strict=True,
 )
 def test_leading_zero_identifier_after_the_type_sample_keeps_its_zeros(
@@ -453,3 +453,44 @@ def test_text_values_appended_to_a_text_column_are_stored_as_written(
     ingest_file(ws, operator, write(tmp_path / "a.csv", "code,label\nN/A,first\n"), "codes")
     ingest_file(ws, operator, write(tmp_path / "b.csv", f"code,label\n{value},second\n"), "codes")
     assert rows(ws, operator, "select code from codes where label = 'second'") == [{"code": value}]
+
+
+def test_fixed_column_type_keeps_leading_zeros_after_the_sample(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
+    lines = "".join(f"{100000 + i},n{i}\n" for i in range(30_000)) + "001561191000066,late\n"
+    path = write(tmp_path / "late_ids.csv", "cin,nom\n" + lines)
+
+    ingest_file(ws, operator, path, "late_ids", types={"cin": "string"})
+
+    assert column_types(ws, "late_ids")["cin"] == StringType()
+    assert rows(ws, operator, "select cin from late_ids where nom = 'late'") == [{"cin": "001561191000066"}]
+    # later files keep the column as text without being told again
+    ingest_file(ws, operator, write(tmp_path / "more.csv", "cin,nom\n000000000000007,more\n"), "late_ids")
+    assert rows(ws, operator, "select cin from late_ids where nom = 'more'") == [{"cin": "000000000000007"}]
+
+
+@pytest.mark.parametrize(
+    ("file_name", "body", "types", "words"),
+    [
+        ("a.csv", "a,b\n1,2\n", {"a": "varchar2"}, ["unknown type 'varchar2'", "string"]),
+        ("a.csv", "a,b\n1,2\n", {"zz": "string"}, ["does not have", "zz"]),
+        ("a.csv", "a,b\nx,2\n", {"a": "long"}, ["'a'", "line 2"]),
+    ],
+)
+def test_fixed_column_types_are_checked(
+    ws: Workspace, operator: Principal, tmp_path: Path, file_name: str, body: str, types: dict[str, str],
+    words: list[str],
+) -> None:  # fmt: skip
+    with pytest.raises(ManaraError) as info:
+        ingest_file(ws, operator, write(tmp_path / file_name, body), "typed", types=types)
+    for word in words:
+        assert word in info.value.detail, info.value.detail
+    assert "typed" not in [n for _, n in ws.catalog.list_tables("default")]
+
+
+def test_fixed_column_types_are_for_csv_only(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": [1]}), path)
+    with pytest.raises(ManaraError, match="CSV files only"):
+        ingest_file(ws, operator, path, "typed_pq", types={"a": "string"})

@@ -28,7 +28,9 @@ def test_evolved_and_promoted_columns_read_back_through_sql(
     assert r2.columns_added == ["note"] and r2.columns_promoted == ["id"]
 
     table = ws.catalog.load_table(("default", "sites"))
-    assert not isinstance(_arrow_source(table, None), pa.Table), "local copy-on-write data takes the fast scan"
+    assert not isinstance(_arrow_source(table, None), pa.Table), (
+        "local copy-on-write data takes the fast scan"
+    )
 
     now = run_query(ws, operator, "SELECT id, city, note FROM sites ORDER BY id").table.to_pylist()
     assert now == [
@@ -41,7 +43,9 @@ def test_evolved_and_promoted_columns_read_back_through_sql(
     assert before.to_pylist() == [{"id": 1, "city": "Rabat"}, {"id": 2, "city": "Fès"}]
 
 
-def test_overwritten_rows_are_not_read_after_overwrite(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_overwritten_rows_are_not_read_after_overwrite(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     csv = tmp_path / "m.csv"
     csv.write_text("k,v\n1,a\n2,b\n", "utf-8")
     ingest_file(ws, operator, csv, "kv")
@@ -53,7 +57,9 @@ def test_overwritten_rows_are_not_read_after_overwrite(ws: Workspace, operator: 
     assert rows == [{"k": 1, "v": "z"}, {"k": 3, "v": "c"}]
 
 
-def test_history_marks_the_inner_steps_of_an_upsert(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
+def test_history_marks_the_inner_steps_of_an_upsert(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
     from manara.lake.datasets import dataset_history
 
     csv = tmp_path / "u.csv"

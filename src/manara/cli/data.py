@@ -22,7 +22,7 @@ from manara.cli.common import (
     workspace,
 )
 from manara.lake import datasets as catalog_views
-from manara.lake.ingest import ingest_file
+from manara.lake.ingest import ingest_file, parse_type_specs
 from manara.lake.sql import run_query
 
 dataset_app = typer.Typer(help="One dataset: its description, schema and history.")
@@ -40,6 +40,12 @@ def ingest(
     ),
     encoding: str | None = typer.Option(None, "--encoding", help="text encoding (default: detected)"),
     delimiter: str | None = typer.Option(None, "--delimiter", help="CSV delimiter (default: detected)"),
+    types: list[str] = typer.Option(
+        [],
+        "--type",
+        help="fix a CSV column's type, e.g. --type ice=string (string, int, long, double, boolean, "
+        "date, timestamp, timestamptz); repeatable",
+    ),
     description: str | None = typer.Option(None, "--description", help="set the dataset's description"),
     tenant: str | None = TenantOption,
     as_json: bool = JsonOption,
@@ -62,6 +68,7 @@ def ingest(
             result = ingest_file(
                 ws, principal, path, dataset,
                 mode=mode, key=key, format=format, encoding=encoding, delimiter=delimiter,
+                types=parse_type_specs(types),
                 description=description, progress=lambda rows: bar.update(task, completed=rows),
             )  # fmt: skip
         if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,45 @@ from manara.meta.models import Role
 from manara.workspace import Workspace
 
 MODES = ("append", "overwrite", "upsert")
+# the types a user may fix for a CSV column (`--type name=string`), in DuckDB's names
+COLUMN_TYPES = {
+    "string": "VARCHAR",
+    "int": "INTEGER",
+    "long": "BIGINT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+}
+
+
+def duckdb_types(types: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for column, name in types.items():
+        sql = COLUMN_TYPES.get(name.strip().lower())
+        if sql is None:
+            raise BadRequest(
+                f"unknown type '{name}' for column '{column}': choose one of {', '.join(COLUMN_TYPES)}"
+            )
+        out[column] = sql
+    return out
+
+
+def parse_type_specs(specs: list[str] | str | None) -> dict[str, str]:
+    """'name=string' items (a list, or one comma-separated string) as {column: type}."""
+    if not specs:
+        return {}
+    items = specs.split(",") if isinstance(specs, str) else specs
+    out = {}
+    for item in items:
+        column, sep, name = item.partition("=")
+        if not sep or not column.strip() or not name.strip():
+            raise BadRequest(f"'{item}' is not COLUMN=TYPE (e.g. ice=string)")
+        out[column.strip()] = name.strip()
+    return out
+
+
 Progress = Callable[[int], None]
 
 _locks: dict[tuple[str, str], threading.Lock] = {}
@@ -33,6 +72,20 @@ _locks_guard = threading.Lock()
 def _dataset_lock(tenant: str, dataset: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault((tenant, dataset), threading.Lock())
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to read the file and how to commit it."""
+
+    mode: str = "append"
+    key: str | None = None
+    format: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    types: Mapping[str, str] = field(default_factory=dict)
+    description: str | None = None
+    owner: str | None = None
 
 
 @dataclass
@@ -64,6 +117,7 @@ def ingest_file(
     format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    types: Mapping[str, str] | None = None,
     source_name: str | None = None,
     description: str | None = None,
     owner: str | None = None,
@@ -87,10 +141,10 @@ def ingest_file(
         if mode == "upsert" and not key:
             raise BadRequest("upsert needs --key COLUMN: the column that identifies a row")
         with _dataset_lock(principal.tenant, dataset):
-            result = _ingest(
-                ws, principal, path, ident, mode, key, format, encoding, delimiter,
-                source_label, description, owner, progress, ev,
-            )  # fmt: skip
+            opts = IngestOptions(
+                mode, key, format, encoding, delimiter, duckdb_types(types or {}), description, owner
+            )
+            result = _ingest(ws, principal, path, ident, opts, source_label, progress, ev)
     except ManaraError as e:
         ev.outcome, ev.detail["error"] = ("denied" if isinstance(e, Forbidden) else "error"), e.detail
         audit.write(ws.engine, ev)
@@ -108,17 +162,12 @@ def _ingest(
     principal: Principal,
     path: Path,
     ident: tuple[str, str],
-    mode: str,
-    key: str | None,
-    format: str | None,
-    encoding: str | None,
-    delimiter: str | None,
+    opts: IngestOptions,
     source_label: str,
-    description: str | None,
-    owner: str | None,
     progress: Progress | None,
     ev: audit.EventFields,
 ) -> IngestResult:
+    mode, key, owner = opts.mode, opts.key, opts.owner
     catalog = ws.catalog
     ensure_namespace(catalog, principal.tenant)
     try:
@@ -126,12 +175,13 @@ def _ingest(
     except NoSuchTableError:
         table = None
     current = table.schema().as_arrow() if table is not None else None
+    # a column the dataset stores as text is read as text: no re-rendering of '1.50' or '05/01/2024'
     text_columns = [
         f.name for f in current or [] if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
     ]
     with open_source(
-        path, format=format, encoding=encoding, delimiter=delimiter, tmp_dir=ws.settings.tmp_path,
-        display_name=source_label, text_columns=text_columns,
+        path, format=opts.format, encoding=opts.encoding, delimiter=opts.delimiter, tmp_dir=ws.settings.tmp_path,
+        display_name=source_label, column_types=opts.types, text_columns=text_columns,
     ) as src:  # fmt: skip
         plan = schema_rules.plan(current, src.batches.schema)
         if key and key not in plan.target.names:
@@ -164,8 +214,8 @@ def _ingest(
         table_props = {"manara.source": source_label}
         if table is not None:  # tables made before a default changed get it on their next ingest
             table_props.update({k: v for k, v in TABLE_DEFAULTS.items() if table.properties.get(k) != v})
-        if description is not None:
-            table_props["manara.description"] = description
+        if opts.description is not None:
+            table_props["manara.description"] = opts.description
         if owner is not None:
             table_props["manara.owner"] = owner
 

@@ -13,7 +13,7 @@ import io
 import re
 import tempfile
 import zipfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manara.errors import EmptyFile, EncodingError, MalformedFile, SchemaMismatch, UnsupportedFormat
+from manara.errors import (
+    BadRequest,
+    EmptyFile,
+    EncodingError,
+    MalformedFile,
+    SchemaMismatch,
+    UnsupportedFormat,
+)
 from manara.lake import duck
 
 BATCH_ROWS = 131_072
@@ -267,7 +274,8 @@ def _open_csv(
     tmp: Path,
     stack: ExitStack,
     label: str,
-    text_columns: Collection[str] = (),
+    column_types: Mapping[str, str],
+    text_columns: Collection[str],
 ) -> Source:
     with path.open("rb") as f:
         sample = f.read(SAMPLE_BYTES)
@@ -286,8 +294,11 @@ def _open_csv(
     zeros = _leading_zero_columns(text, delim)
     if zeros:
         notes.append(f"kept as text (leading zeros): {', '.join(zeros)}")
-    as_text = [c for c in header if c in set(zeros) | set(text_columns)]
-    types = ", ".join(f"{_sql_string(c)}: 'VARCHAR'" for c in as_text)
+    unknown = sorted(set(column_types) - set(header))
+    if unknown:
+        raise BadRequest(f"{label}: --type names columns the file does not have: {', '.join(unknown)}")
+    wanted = {c: "VARCHAR" for c in header if c in set(zeros) | set(text_columns)} | dict(column_types)
+    types = ", ".join(f"{_sql_string(c)}: {_sql_string(t)}" for c, t in wanted.items())
     con = duck.connect()
     stack.callback(con.close)
     sql = (
@@ -363,12 +374,14 @@ def open_source(
     delimiter: str | None = None,
     tmp_dir: Path | None = None,
     display_name: str | None = None,
+    column_types: Mapping[str, str] | None = None,
     text_columns: Collection[str] = (),
 ) -> Iterator[Source]:
     """Open `path` for reading; temporary files and connections are released on exit.
 
     `display_name` names the file in error messages (an upload's own name, not its temporary file).
-    `text_columns` are read as text whatever they look like (the dataset already stores them as text).
+    `column_types` fixes CSV columns' types (DuckDB type names), overriding detection; `text_columns`
+    are read as text when a CSV has them (the dataset already stores them as text).
     """
     label = display_name or path.name
     if not path.is_file():
@@ -379,8 +392,10 @@ def open_source(
     tmp = tmp_dir or Path(tempfile.gettempdir())
     tmp.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
+        if column_types and fmt != "csv":
+            raise BadRequest(f"{label}: column types can be fixed for CSV files only (this is {fmt})")
         if fmt == "csv":
-            yield _open_csv(path, encoding, delimiter, tmp, stack, label, text_columns)
+            yield _open_csv(path, encoding, delimiter, tmp, stack, label, column_types or {}, text_columns)
         elif fmt == "json":
             yield _open_json(path, stack, label)
         elif fmt == "parquet":

@@ -13,7 +13,7 @@ from manara.api.deps import get_principal, get_workspace
 from manara.errors import BadRequest, UploadTooLarge
 from manara.govern.principal import Principal
 from manara.lake import datasets as views
-from manara.lake.ingest import ingest_file
+from manara.lake.ingest import ingest_file, parse_type_specs
 from manara.workspace import Workspace
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -83,6 +83,7 @@ def upload_and_ingest(
     format: Annotated[str | None, Form()] = None,
     encoding: Annotated[str | None, Form()] = None,
     delimiter: Annotated[str | None, Form()] = None,
+    types: Annotated[str | None, Form(description="fix CSV column types: 'ice=string,amount=double'")] = None,
     description: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
     """Upload a file and ingest it as one Iceberg commit (all rows or none)."""
@@ -92,7 +93,7 @@ def upload_and_ingest(
     try:
         result = ingest_file(
             ws, principal, path, name, mode=mode, key=key, format=format, encoding=encoding,
-            delimiter=delimiter, description=description, source_name=Path(file.filename).name,
+            delimiter=delimiter, types=parse_type_specs(types), description=description, source_name=Path(file.filename).name,
         )  # fmt: skip
     finally:
         path.unlink(missing_ok=True)
