@@ -90,6 +90,10 @@ class UploadTooLarge(ManaraError):
     type, title, status = "upload-too-large", "Upload too large", 413
 
 
+class IncompleteUpload(ManaraError):
+    type, title, status = "incomplete-upload", "Incomplete upload", 400
+
+
 class SqlRejected(ManaraError):
     type, title, status = "sql-rejected", "Query not allowed", 400
 

@@ -350,16 +350,37 @@ def test_invalid_dataset_name(client: TestClient, admin_token: str, ws: Workspac
     assert _tmp_files(ws) == []
 
 
-def test_missing_file_field_is_validation_error(
+def test_missing_file_field_is_an_incomplete_upload(
     client: TestClient, admin_token: str, loaded: dict[str, Any]
 ) -> None:
     resp = client.post(
         "/api/v1/datasets/requests_ar/ingest", headers=_auth(admin_token), data={"mode": "append"}
     )
-    body = _problem(resp, 422, "validation-error")
-    assert any(e["loc"][-1] == "file" for e in body["errors"])
-    assert "file" in body["detail"]
+    body = _problem(resp, 400, "incomplete-upload")
+    assert "'file' part" in body["detail"]
     assert _state(client, admin_token, "requests_ar") == loaded
+
+
+def test_truncated_multipart_upload_ingests_nothing(
+    client: TestClient, ws: Workspace, admin_token: str, loaded: dict[str, Any]
+) -> None:
+    """A body cut off mid-file (client crash, dropped connection behind a proxy) must not load a partial file."""
+    csv = "id,commune,demande,montant,depose_le\n" + "".join(
+        f"{i},Settat,طلب,{i}.5,2025-03-01\n" for i in range(10, 2000)
+    )
+    boundary = "manaraBoundary42"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n'
+        f"Content-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n"
+    ).encode()
+    resp = client.post(
+        "/api/v1/datasets/requests_ar/ingest",
+        content=body[: len(body) // 2],
+        headers={**_auth(admin_token), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert "cut off" in _problem(resp, 400, "incomplete-upload")["detail"]
+    assert _state(client, admin_token, "requests_ar") == loaded
+    assert _tmp_files(ws) == []
 
 
 def test_upload_over_size_limit(

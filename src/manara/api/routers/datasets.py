@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from pydantic import BaseModel
 
 from manara.api.deps import get_principal, get_workspace
-from manara.errors import BadRequest, UploadTooLarge
+from manara.errors import BadRequest, IncompleteUpload, UploadTooLarge
 from manara.govern.principal import Principal
 from manara.lake import datasets as views
 from manara.lake.ingest import ingest_file, parse_type_specs
@@ -77,7 +77,7 @@ def upload_and_ingest(
     request: Request,
     ws: Ws,
     principal: Caller,
-    file: Annotated[UploadFile, File(description="CSV, JSON/NDJSON, Parquet or XLSX")],
+    file: Annotated[UploadFile | None, File(description="CSV, JSON/NDJSON, Parquet or XLSX")] = None,
     mode: Annotated[str, Form()] = "append",
     key: Annotated[str | None, Form()] = None,
     format: Annotated[str | None, Form()] = None,
@@ -87,6 +87,12 @@ def upload_and_ingest(
     description: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
     """Upload a file and ingest it as one Iceberg commit (all rows or none)."""
+    if file is None:
+        # a multipart body cut off mid-file never completes its part: say so rather than "field required"
+        raise IncompleteUpload(
+            "the request holds no complete 'file' part: the file field is missing, or the upload was cut off "
+            "before its end (nothing was ingested; send it again)"
+        )
     if not file.filename:
         raise BadRequest("the upload has no file name")
     path = _save_upload(file, ws.settings.tmp_path, ws.settings.max_upload_mb << 20)
