@@ -1,0 +1,1 @@
+"""Moroccan language toolkit: normalisation, tokens, transliteration, language identification."""
