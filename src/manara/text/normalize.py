@@ -6,7 +6,7 @@ normalised text is highlighted on the right characters of the original.
 
 Rules (see MOROCCO.md): NFKC (folds Arabic presentation forms from PDFs: ﻻ → لا); drop tashkeel,
 tatweel, bidi controls and zero-width characters; unify alef forms (أ إ آ ٱ → ا), ى → ي, ة → ه;
-Darija letters ڭ/گ → ك, ڤ → ف, پ → ب (writers use either); Arabic-Indic and Eastern digits → 0-9;
+Darija letters ڭ/گ/ݣ → ك, ڤ → ف, پ → ب (writers use either); Arabic-Indic and Eastern digits → 0-9;
 Arabic punctuation → ASCII; Latin case-folded and stripped of accents (é → e, œ → oe); typographic
 apostrophes → '; every kind of space → ' '. Tifinagh is kept as is.
 """
@@ -26,7 +26,7 @@ _DROP = frozenset(
 _MAP = {
     "أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ٲ": "ا", "ٳ": "ا",
     "ى": "ي", "ة": "ه",
-    "ڭ": "ك", "گ": "ك", "ڤ": "ف", "پ": "ب",
+    "ڭ": "ك", "گ": "ك", "ݣ": "ك", "ڤ": "ف", "پ": "ب",
     "،": ",", "؛": ";", "؟": "?", "٪": "%", "٫": ".", "٬": ",",
     "’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'",
     "œ": "oe", "æ": "ae",
