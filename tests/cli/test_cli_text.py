@@ -1,0 +1,55 @@
+"""`manara text …` through the real CLI (no workspace needed)."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from manara.cli.main import app
+
+runner = CliRunner()
+
+
+def test_normalize_with_tokens_as_json() -> None:
+    text = "L’État: بطاقة التعريف ٢٠٢٥"
+    result = runner.invoke(app, ["text", "normalize", text, "--tokens", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["normalized"] == "l'etat: بطاقه التعريف 2025"
+    assert [t["token"] for t in body["tokens"]] == ["etat", "بطاقه", "التعريف", "2025"]
+    assert [text[t["start"] : t["end"]] for t in body["tokens"]] == ["État", "بطاقة", "التعريف", "٢٠٢٥"]
+
+
+def test_normalize_reads_standard_input() -> None:
+    result = runner.invoke(app, ["text", "normalize", "-"], input="الدّولة\n")
+    assert result.exit_code == 0 and result.stdout.strip() == "الدوله"
+
+
+def test_translit_both_scripts() -> None:
+    to_arabic = runner.invoke(app, ["text", "translit", "3afak", "--to", "arabic"])
+    assert to_arabic.exit_code == 0 and to_arabic.stdout.strip() == "عافاك"
+    to_latin = runner.invoke(app, ["text", "translit", "ⴰⵣⵓⵍ", "--to", "latin"])
+    assert to_latin.exit_code == 0 and to_latin.stdout.strip() == "azul"
+    back = runner.invoke(app, ["text", "translit", "azul", "--to", "tifinagh"])
+    assert back.stdout.strip() == "ⴰⵣⵓⵍ"
+
+
+def test_translit_unknown_direction_is_one_error_line() -> None:
+    result = runner.invoke(app, ["text", "translit", "x", "--to", "klingon"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: --to must be one of arabic, arabizi, latin, tifinagh, not 'klingon'"
+    ]
+
+
+def test_langid_with_spans() -> None:
+    text = "بغيت نجدد la carte d'identité ديالي"
+    result = runner.invoke(app, ["text", "langid", text, "--spans", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert [s["lang"] for s in body["spans"]] == ["ary", "fr", "ary"]
+    assert [s["text"] for s in body["spans"]] == ["بغيت نجدد", "la carte d'identité", "ديالي"]
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in body["spans"])
+    tifinagh = json.loads(runner.invoke(app, ["text", "langid", "ⴰⵣⵓⵍ ⴼⵍⵍⴰⵡⵏ", "--json"]).stdout)
+    assert tifinagh["lang"] == "zgh" and tifinagh["confidence"] > 0.9
