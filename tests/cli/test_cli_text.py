@@ -53,3 +53,19 @@ def test_langid_with_spans() -> None:
     assert all(text[s["start"] : s["end"]] == s["text"] for s in body["spans"])
     tifinagh = json.loads(runner.invoke(app, ["text", "langid", "ⴰⵣⵓⵍ ⴼⵍⵍⴰⵡⵏ", "--json"]).stdout)
     assert tifinagh["lang"] == "zgh" and tifinagh["confidence"] > 0.9
+
+
+def test_eval_translit_on_a_doda_shaped_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "doda" / "ongoing"
+    folder.mkdir(parents=True)
+    (folder / "01.csv").write_text("darija,eng,darija_ar\n3afak,,عافاك\nchokran bzaf,,شكران بزاف\n", "utf-8")
+    result = runner.invoke(app, ["eval", "translit", "--doda", str(tmp_path / "doda"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["pairs"] == 2
+    systems = {(r["direction"], r["system"]): r for r in report["results"]}
+    identity = systems[("arabizi->arabic", "identity")]
+    rules = systems[("arabizi->arabic", "manara-rules")]
+    assert rules["cer_raw"] < identity["cer_raw"], "the rules must beat copying the input"
+    missing = runner.invoke(app, ["eval", "translit", "--doda", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "no DODa pairs" in missing.stderr

@@ -10,6 +10,7 @@ import typer
 from manara import __version__
 from manara.cli import audit as audit_cli
 from manara.cli import data as data_cli
+from manara.cli import evaluate as eval_cli
 from manara.cli import identity as identity_cli
 from manara.cli import text as text_cli
 from manara.cli.common import _state, console, err_console, print_json, run, settings
@@ -29,6 +30,7 @@ app.add_typer(identity_cli.token_app, name="token")
 app.add_typer(data_cli.dataset_app, name="dataset")
 app.add_typer(audit_cli.audit_app, name="audit")
 app.add_typer(text_cli.text_app, name="text")
+app.add_typer(eval_cli.eval_app, name="eval")
 app.command("ingest")(data_cli.ingest)
 app.command("datasets")(data_cli.datasets)
 app.command("sql")(data_cli.sql)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rapidfuzz.distance import Levenshtein
 
+from manara.errors import NotFound
 from manara.text.normalize import normalize_text
 
 __all__ = [
@@ -204,12 +205,13 @@ def _identity(text: str) -> str:
 # --- command line ------------------------------------------------------------------------------
 
 
-def _translit_report(doda: Path) -> dict[str, object]:
+def translit_report(doda: Path) -> dict[str, object]:
+    """Every system and direction scored on all DODa pairs (what `manara eval translit` prints)."""
     from manara.text.translit import arabic_to_arabizi, arabizi_to_arabic
 
     pairs = load_doda_pairs(doda)
     if not pairs:
-        raise SystemExit(f"no DODa pairs found under {doda}/ongoing/*.csv")
+        raise NotFound(f"no DODa pairs found under {doda}/ongoing/*.csv")
     reverse = [(ar, lat) for lat, ar in pairs]
     systems: Sequence[tuple[str, str, list[tuple[str, str]], Callable[[str], str]]] = [
         ("arabizi->arabic", "manara-rules", pairs, arabizi_to_arabic),
@@ -248,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "translit":
         started = time.perf_counter()
-        report = _translit_report(args.doda)
+        report = translit_report(args.doda)
         report["seconds"] = round(time.perf_counter() - started, 1)
         header = f"{'direction':<16} {'system':<16} {'pairs':>6} {'CER raw':>8} {'WAcc raw':>9} {'CER norm':>9} {'WAcc norm':>10}"
         print(header)
