@@ -22,229 +22,41 @@ same file, byte for byte.
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
 import hashlib
 import json
 import math
-import random
-import re
 import sys
 import time
-import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from manara.text import langid
 from manara.text.langid import (
-    LANGS,
     SCRIPT_LANGS,
     LangIdModel,
-    identify_spans,
-    langid_scores,
-    script_baseline,
     words_of,
 )
-from manara.text.translit import arabic_to_arabizi, tifinagh_to_latin
+from manara.text.langid_eval import (
+    HOLDOUT,
+    SPAN_PAIRS,
+    Samples,
+    evaluate,
+    evaluation_sets,
+    fragments,
+    load_splits,
+    span_eval,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "src" / "manara" / "text" / "models"
 MODEL_PATH = MODEL_DIR / "langid.json.gz"
 README_PATH = MODEL_DIR / "README.md"
-HOLDOUT = 1000  # last Seed lines kept for evaluation
 ORDERS = (1, 2, 3, 4, 5)
 ALPHA = 0.1
 PER_CLASS = 20000
 MIN_COUNT = 2
-
-Samples = list[tuple[str, str]]
-_SENT = re.compile(r"(?<=[.!?؟])\s+")
-
-
-def sentences(paragraph: str, min_chars: int = 20) -> list[str]:
-    """Split a paragraph on sentence-final punctuation; keep sentences of ``min_chars`` or more."""
-    return [s.strip() for s in _SENT.split(paragraph) if len(s.strip()) >= min_chars]
-
-
-_VOWELS = set("aeiou")
-_DIGRAPHS = {"ch", "kh", "gh", "sh"}
-
-
-def vowelise(text: str, rng: random.Random, p: float = 0.4) -> str:
-    """Arabizi as people type it writes short vowels that Arabic script leaves out ("njdd" →
-    "nejded"): between two different consonants of a word (not a ch/kh/gh/sh digraph), insert "e"
-    (or, one time in three, "a") with probability ``p``. Seeded: deterministic."""
-    out: list[str] = []
-    for i, ch in enumerate(text):
-        out.append(ch)
-        nxt = text[i + 1] if i + 1 < len(text) else ""
-        if (
-            ch.isalnum()
-            and nxt.isalnum()
-            and ch not in _VOWELS
-            and nxt not in _VOWELS
-            and ch != nxt
-            and ch + nxt not in _DIGRAPHS
-            and not (ch.isdigit() and nxt.isdigit())
-            and rng.random() < p
-        ):
-            out.append("a" if rng.random() < 1 / 3 else "e")
-    return "".join(out)
-
-
-def squad_docs(path: Path, *, questions: bool = False) -> list[list[str]]:
-    """The paragraphs (contexts) of each document of a SQuAD-format file, in file order; with
-    ``questions``, each document's questions follow its paragraphs."""
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    out: list[list[str]] = []
-    for doc in data:
-        texts = [p["context"] for p in doc["paragraphs"]]
-        if questions:
-            texts += [qa["question"] for p in doc["paragraphs"] for qa in p["qas"]]
-        out.append(texts)
-    return out
-
-
-def seed_lines(shared: Path, name: str) -> list[str]:
-    return (shared / "seed" / f"{name}.txt").read_text(encoding="utf-8").splitlines()
-
-
-def load_splits(shared: Path) -> dict[str, Any]:
-    """Train / dev / eval splits (see the module docstring)."""
-    arcd = squad_docs(shared / "arcd" / "arcd-train.json", questions=True)
-    piaf = squad_docs(shared / "piaf" / "piaf-v1.0.json")
-    seed = {name: seed_lines(shared, name) for name in ("eng_Latn", "ary_Arab", "zgh_Tfng")}
-    splits: dict[str, Any] = {"train": [], "fit": [], "dev": [], "eval": {}, "sizes": {}}
-
-    def add_docs(docs: list[list[str]], lang: str) -> list[str]:
-        held: list[str] = []
-        for i, paragraphs in enumerate(docs):
-            if i % 5 == 4:
-                held.extend(paragraphs)
-                continue
-            for p in paragraphs:
-                splits["train"].append((p, lang))
-                if i % 5 == 3:
-                    splits["dev"].extend((s, lang) for s in sentences(p))
-                else:
-                    splits["fit"].append((p, lang))
-        return held
-
-    arcd_held = add_docs(arcd, "ar")
-    piaf_held = add_docs(piaf, "fr")
-    splits["eval"]["ARCD held-out docs, sentences and questions (ar)"] = [
-        (s, "ar") for p in arcd_held for s in sentences(p, min_chars=10)
-    ]
-    splits["eval"]["PIAF held-out docs, sentences (fr)"] = [
-        (s, "fr") for p in piaf_held for s in sentences(p)
-    ]
-
-    synth: dict[str, tuple[str, Callable[[str], str] | None, str]] = {
-        "en": ("eng_Latn", None, "Seed eng held-out (en)"),
-        "ary": ("ary_Arab", None, "Seed ary held-out (ary)"),
-        "zgh": ("zgh_Tfng", None, "Seed zgh held-out (zgh)"),
-        "ary-Latn": ("ary_Arab", arabic_to_arabizi, "Seed ary held-out → Arabizi (ary-Latn, synthetic)"),
-        "zgh-Latn": ("zgh_Tfng", tifinagh_to_latin, "Seed zgh held-out → IRCAM Latin (zgh-Latn, synthetic)"),
-    }
-    for lang, (name, conv, label) in synth.items():
-        lines = seed[name]
-        train_lines, held = lines[:-HOLDOUT], lines[-HOLDOUT:]
-        if conv is not None:
-            train_lines = [conv(x) for x in train_lines]
-            held = [conv(x) for x in held]
-        n_fit = len(train_lines) - 400
-        extra: list[str] = []
-        if lang == "ary-Latn":  # a second, vowelled copy of the synthetic Arabizi (see vowelise)
-            rng = random.Random(20260)
-            extra = [vowelise(x, rng) for x in train_lines]
-        splits["train"].extend((x, lang) for x in train_lines + extra)
-        splits["fit"].extend((x, lang) for x in train_lines[:n_fit] + extra[:n_fit])
-        splits["dev"].extend((x, lang) for x in train_lines[n_fit:])
-        splits["eval"][label] = [(x, lang) for x in held]
-
-    for lang in LANGS:
-        texts = [t for t, g in splits["train"] if g == lang]
-        splits["sizes"][lang] = {"texts": len(texts), "chars": sum(len(t) for t in texts)}
-    return splits
-
-
-def extra_eval(shared: Path) -> dict[str, Samples]:
-    """Evaluation-only sets: DODa (CC BY-NC, never trained on) and XQuAD (not in training)."""
-    out: dict[str, Samples] = {}
-    latn: Samples = []
-    arab: Samples = []
-    for path in sorted((shared / "doda" / "ongoing").glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                if (row.get("darija") or "").strip():
-                    latn.append((row["darija"], "ary-Latn"))
-                if (row.get("darija_ar") or "").strip():
-                    arab.append((row["darija_ar"], "ary"))
-    out["DODa darija, Arabizi (ary-Latn)"] = latn
-    out["DODa darija_ar, Arabic script (ary)"] = arab
-    for code, lang in (("ar", "ar"), ("en", "en")):
-        path = shared / "xquad" / f"xquad.{code}.json"
-        if path.is_file():
-            docs = squad_docs(path)
-            out[f"XQuAD {code} sentences ({lang}, not trained on)"] = [
-                (s, lang) for d in docs for p in d for s in sentences(p)
-            ]
-    spf = shared / "service-public-fr" / "fiches_txt_v2.zip"
-    if spf.is_file():
-        fr: Samples = []
-        with zipfile.ZipFile(spf) as z:
-            for name in sorted(z.namelist())[:300]:
-                if name.endswith(".txt"):
-                    text = z.read(name).decode("utf-8", errors="replace")
-                    fr.extend((s, "fr") for s in sentences(text.replace("\n", " "))[:5])
-        out["service-public.fr fiches, sentences (fr, not trained on)"] = fr
-    return out
-
-
-def fragments(samples: Samples, sizes: Sequence[int] = (1, 2, 3)) -> Samples:
-    """Short texts: the first k words of each sample (k in ``sizes``)."""
-    out: Samples = []
-    for text, lang in samples:
-        ws = words_of(text)
-        for k in sizes:
-            if len(ws) >= k:
-                out.append((text[ws[0].start : ws[k - 1].end], lang))
-    return out
-
-
-def span_eval(
-    sets: dict[str, Samples], pairs: Sequence[tuple[str, str]], n: int = 200
-) -> list[tuple[str, int, float]]:
-    """Word-level accuracy of ``identify_spans`` on synthetic code-switched texts: the first 5 words
-    of a held-out text of language A, 3 words of one of B, 4 more words of A (A B A)."""
-    by_lang: dict[str, list[str]] = {}
-    for samples in sets.values():
-        for text, lang in samples:
-            if len(words_of(text)) >= 9:
-                by_lang.setdefault(lang, []).append(text)
-    out: list[tuple[str, int, float]] = []
-    for a, b in pairs:
-        correct = total = 0
-        for i in range(n):
-            ta, tb = by_lang[a][i], by_lang[b][i]
-            wa, wb = words_of(ta), words_of(tb)
-            parts = [
-                (ta[wa[0].start : wa[4].end], a),
-                (tb[wb[0].start : wb[2].end], b),
-                (ta[wa[5].start : wa[8].end], a),
-            ]
-            text, gold = "", []
-            for piece, lang in parts:
-                text += (" " if text else "") + piece
-                gold += [lang] * len(words_of(piece))
-            spans = identify_spans(text)
-            for w, g in zip(words_of(text), gold, strict=True):
-                pred = next((s.lang for s in spans if s.start <= w.start < s.end), "und")
-                correct += pred == g
-                total += 1
-        out.append((f"{a} + {b} + {a}", n, correct / total))
-    return out
 
 
 def train(samples: Samples) -> tuple[LangIdModel, dict[str, Any]]:
@@ -296,17 +108,6 @@ def write_model(payload: dict[str, Any]) -> tuple[bytes, str]:
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     MODEL_PATH.write_bytes(blob)
     return blob, hashlib.sha256(blob).hexdigest()
-
-
-def evaluate(sets: dict[str, Samples]) -> tuple[list[tuple[str, int, float, float]], dict[str, Any]]:
-    rows = []
-    pooled: Samples = []
-    for name, samples in sets.items():
-        model_acc = langid_scores(samples)["accuracy"]
-        base_acc = langid_scores(samples, predict=script_baseline)["accuracy"]
-        rows.append((name, len(samples), model_acc, base_acc))
-        pooled.extend(samples)
-    return rows, langid_scores(pooled)
 
 
 def print_report(rows: list[tuple[str, int, float, float]], pooled: dict[str, Any]) -> str:
@@ -421,32 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {MODEL_PATH} ({len(blob)} bytes, {len(payload['ngrams'])} n-grams) sha256 {sha}")
     else:
         langid.set_model(None)
-    sets: dict[str, Samples] = dict(splits["eval"])
-    sets.update(extra_eval(shared))
-    short = fragments(
-        splits["eval"]["Seed ary held-out (ary)"]
-        + splits["eval"]["Seed eng held-out (en)"]
-        + splits["eval"]["Seed ary held-out → Arabizi (ary-Latn, synthetic)"]
-        + splits["eval"]["Seed zgh held-out → IRCAM Latin (zgh-Latn, synthetic)"]
-        + splits["eval"]["PIAF held-out docs, sentences (fr)"]
-        + splits["eval"]["ARCD held-out docs, sentences and questions (ar)"],
-        sizes=(2,),
-    )
-    sets["short: first 2 words of the held-out sets above"] = short
+    sets = evaluation_sets(shared, splits)
     rows, pooled = evaluate(sets)
     table = print_report(rows, pooled)
-    pairs = [
-        ("ary-Latn", "fr"),
-        ("ary-Latn", "en"),
-        ("ary", "fr"),
-        ("ar", "fr"),
-        ("ary", "en"),
-        ("fr", "en"),
-        ("zgh", "fr"),
-        ("zgh-Latn", "fr"),
-    ]
-    held = {k: v for k, v in splits["eval"].items()}
-    span_rows = span_eval(held, pairs, n=100)
+    span_rows = span_eval(splits["eval"], SPAN_PAIRS, n=100)
     span_table = "\n".join(
         [
             "",

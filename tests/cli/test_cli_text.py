@@ -69,3 +69,24 @@ def test_eval_translit_on_a_doda_shaped_folder(tmp_path) -> None:  # type: ignor
     assert rules["cer_raw"] < identity["cer_raw"], "the rules must beat copying the input"
     missing = runner.invoke(app, ["eval", "translit", "--doda", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "no DODa pairs" in missing.stderr
+
+
+def test_eval_langid_sets_are_held_out_and_labelled(shared_data) -> None:  # type: ignore[no-untyped-def]
+    """The sets `manara eval langid` scores: held-out splits and evaluation-only data, nothing trained on."""
+    from manara.text.langid_eval import evaluation_sets, load_splits
+
+    splits = load_splits(shared_data)
+    train_texts = {text for text, _ in splits["train"]}
+    sets = evaluation_sets(shared_data, splits)
+    assert len(sets["DODa darija, Arabizi (ary-Latn)"]) > 40_000
+    for name, samples in sets.items():
+        assert samples, name
+        if not name.startswith("short"):
+            assert not train_texts & {text for text, _ in samples}, f"{name} overlaps the training data"
+    assert {lang for _, lang in sets["DODa darija_ar, Arabic script (ary)"]} == {"ary"}
+
+
+def test_eval_langid_without_data_is_one_error_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["eval", "langid", "--shared", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: no evaluation data at")

@@ -30,3 +30,24 @@ def translit(
             sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
 
     run(go)
+
+
+@eval_app.command("langid")
+def langid(
+    shared: Path = typer.Option(Path("../shared/data"), "--shared", help="the shared evaluation data folder"),
+    as_json: bool = typer.Option(False, "--json", help="end the output with one JSON line of the results"),
+) -> None:
+    """Language identification accuracy per set against a script-only baseline, and span accuracy."""
+    from manara.errors import NotFound
+    from manara.text.langid_eval import report
+
+    def go() -> None:
+        if not (shared / "seed").is_dir():
+            raise NotFound(f"no evaluation data at {shared} (it needs seed/, arcd/, piaf/ and doda/)")
+        result = report(shared)
+        print_rows(result["sets"], title=f"accuracy (pooled {result['pooled_accuracy']})")
+        print_rows(result["spans"], title="code-switched spans")
+        if as_json:
+            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+    run(go)
