@@ -83,6 +83,8 @@ def ingest(
             console.print(f"  new columns: {', '.join(result.columns_added)}")
         if result.columns_promoted:
             console.print(f"  widened columns: {', '.join(result.columns_promoted)}")
+        for note in result.notes:
+            console.print(f"  {note}")
 
     run(go)
 

@@ -14,7 +14,7 @@ from manara.cli import evaluate as eval_cli
 from manara.cli import identity as identity_cli
 from manara.cli import text as text_cli
 from manara.cli.common import _state, console, err_console, print_json, run, settings
-from manara.workspace import init_workspace
+from manara.workspace import Workspace, init_workspace
 
 app = typer.Typer(
     help="Manara: a sovereign, offline data & AI hub. Workspace: $MANARA_HOME (default ./manara-data).",
@@ -90,30 +90,27 @@ def _write_secret(path: Path, secret: str) -> None:
     os.chmod(path, 0o600)
 
 
-def _demo_token(ws_settings_home: Path, fresh: str | None) -> str:
+def _demo_token(ws: Workspace, fresh: str | None) -> str:
     """The demo admin token: the one just created, else the one kept in $MANARA_HOME/demo-token."""
     from datetime import timedelta
 
+    from manara.errors import InvalidToken
     from manara.govern import identity
     from manara.meta.db import session_scope
     from manara.meta.models import Role
-    from manara.workspace import Workspace
 
-    path = ws_settings_home / DEMO_TOKEN_FILE
+    path = ws.settings.home / DEMO_TOKEN_FILE
     if fresh:
         _write_secret(path, fresh)
         return fresh
-    if path.is_file():
-        kept = path.read_text().strip()
-        ws = Workspace.open(settings())
-        with session_scope(ws.engine) as s:
+    with session_scope(ws.engine) as s:
+        if path.is_file():
+            kept = path.read_text().strip()
             try:
                 identity.authenticate(s, kept)
                 return kept
-            except Exception:  # revoked or expired: issue a new one below
+            except InvalidToken:  # revoked or expired: issue a new one
                 pass
-    ws = Workspace.open(settings())
-    with session_scope(ws.engine) as s:
         t = identity.get_tenant(s, ws.settings.default_tenant)
         issued = identity.create_token(
             s, t, role=Role.admin, name="demo token", actor="cli:up", expires_in=timedelta(days=30)
@@ -132,16 +129,15 @@ def up(
     import uvicorn
 
     from manara.api.app import create_app
-    from manara.workspace import Workspace
 
     def prepare() -> Workspace:
         s = settings()
         if demo:
             result = init_workspace(s, actor="cli:up")
-            token = _demo_token(s.home, result.admin_token)
+            ws = result.workspace
+            token = _demo_token(ws, result.admin_token)
             from manara.demo.load import load_demo
 
-            ws = Workspace.open(s)
             loaded = load_demo(
                 ws,
                 ws.principal(actor="cli:up"),

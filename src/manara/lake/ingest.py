@@ -100,6 +100,7 @@ class IngestResult:
     delimiter: str | None
     columns_added: list[str] = field(default_factory=list)
     columns_promoted: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader decided: transcoding, text columns
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -272,4 +273,5 @@ def _ingest(
             delimiter=src.delimiter,
             columns_added=[f.name for f in plan.added] if table is not None else [],
             columns_promoted=list(plan.promoted),
+            notes=list(src.notes),
         )

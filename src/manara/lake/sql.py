@@ -63,7 +63,6 @@ _FORBIDDEN_PREFIXES = (
     "read_",
     "parquet_",
 )
-_SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "main", "temp", "system", "memory"}
 
 
 @dataclass

@@ -2,20 +2,14 @@
 
 Transliteration part: character error rate and word accuracy of a transliteration function over
 (source, reference) pairs, a loader for the DODa Arabizi/Arabic-script pairs (CC BY-NC 4.0: read in
-place for evaluation only, never copied into the package) and a small command line::
-
-    python -m manara.text.evaluation translit --doda ../shared/data/doda
-
-which prints a table for Manara's rules and two baselines (identity, naive digit map), raw and
-normalised, and ends with one JSON line.
+place for evaluation only, never copied into the package) and the report behind
+`manara eval translit`: Manara's rules and two baselines (identity, naive digit map), raw and
+normalised.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -209,6 +203,7 @@ def translit_report(doda: Path) -> dict[str, object]:
     """Every system and direction scored on all DODa pairs (what `manara eval translit` prints)."""
     from manara.text.translit import arabic_to_arabizi, arabizi_to_arabic
 
+    started = time.perf_counter()
     pairs = load_doda_pairs(doda)
     if not pairs:
         raise NotFound(f"no DODa pairs found under {doda}/ongoing/*.csv")
@@ -238,31 +233,5 @@ def translit_report(doda: Path) -> dict[str, object]:
                 "word_acc_norm": round(norm["word_accuracy"], 4),
             }
         )
-    return {"dataset": "DODa ongoing/*.csv", "pairs": len(pairs), "results": rows}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point: ``python -m manara.text.evaluation translit --doda DIR``."""
-    parser = argparse.ArgumentParser(prog="python -m manara.text.evaluation")
-    sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("translit", help="score Arabizi <-> Arabic-script transliteration on DODa")
-    tr.add_argument("--doda", type=Path, default=Path("../shared/data/doda"), help="DODa folder")
-    args = parser.parse_args(argv)
-    if args.command == "translit":
-        started = time.perf_counter()
-        report = translit_report(args.doda)
-        report["seconds"] = round(time.perf_counter() - started, 1)
-        header = f"{'direction':<16} {'system':<16} {'pairs':>6} {'CER raw':>8} {'WAcc raw':>9} {'CER norm':>9} {'WAcc norm':>10}"
-        print(header)
-        print("-" * len(header))
-        for row in report["results"]:  # type: ignore[attr-defined]
-            print(
-                f"{row['direction']:<16} {row['system']:<16} {row['pairs']:>6} {row['cer_raw']:>8.4f} "
-                f"{row['word_acc_raw']:>9.4f} {row['cer_norm']:>9.4f} {row['word_acc_norm']:>10.4f}"
-            )
-        print(json.dumps(report, ensure_ascii=False))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    seconds = round(time.perf_counter() - started, 1)
+    return {"dataset": "DODa ongoing/*.csv", "pairs": len(pairs), "results": rows, "seconds": seconds}

@@ -29,13 +29,11 @@ the posterior of the best class; ``scores`` holds the posteriors of the competin
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import importlib.resources
 import json
 import math
 import re
-import sys
 import threading
 import unicodedata
 from collections import Counter
@@ -464,23 +462,3 @@ def langid_scores(
         "per_class": per_class,
         "confusion": {g: dict(c) for g, c in confusion.items()},
     }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m manara.text.langid [TEXT]``: the language of TEXT (or stdin) and its spans.
-
-    Evaluation lives in ``scripts/train_langid.py --eval-only`` (it needs the shared data).
-    """
-    parser = argparse.ArgumentParser(prog="python -m manara.text.langid")
-    parser.add_argument("text", nargs="?", help="text to identify (default: stdin)")
-    args = parser.parse_args(argv)
-    text = args.text if args.text is not None else sys.stdin.read()
-    g = identify(text)
-    print(f"{g.lang}\t{g.confidence:.3f}")
-    for s in identify_spans(text):
-        print(f"{s.start}\t{s.end}\t{s.lang}\t{s.confidence:.3f}\t{text[s.start : s.end]}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
