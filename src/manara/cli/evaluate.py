@@ -51,3 +51,69 @@ def langid(
             sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
 
     run(go)
+
+
+GOLD = Path(__file__).resolve().parents[1] / "search" / "gold"
+
+
+@eval_app.command("search")
+def search(
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help='JSON Lines: {"id", "text", "title"?, "lang"?}'
+    ),
+    queries: Path | None = typer.Option(
+        None, "--queries", help='JSON Lines: {"id", "query", "relevant": [corpus ids], "lang"?}'
+    ),
+    gold: bool = typer.Option(False, "--gold", help="use Manara's own gold set (Moroccan procedures)"),
+    by_lang: bool = typer.Option(
+        True, "--by-lang/--no-by-lang", help="also print a table per query language"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="end the output with one JSON line of the results"),
+) -> None:
+    """Retrieval quality (recall@1/5/10, MRR@10, nDCG@10): Manara hybrid, lexical, dense, and plain BM25."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from manara.cli.common import err_console
+    from manara.errors import BadRequest
+    from manara.search.evaluate import SYSTEMS, evaluate_search
+
+    def go() -> None:
+        if gold:
+            corpus_path, queries_path = GOLD / "corpus.jsonl", GOLD / "queries.jsonl"
+        elif corpus is None or queries is None:
+            raise BadRequest("give --corpus and --queries, or --gold")
+        else:
+            corpus_path, queries_path = corpus, queries
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=err_console, transient=True, disable=not err_console.is_terminal,
+        ) as bar:  # fmt: skip
+            tasks: dict[str, object] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
+
+            report = evaluate_search(corpus_path, queries_path, progress=progress)
+        corpus_info = report.pop("_corpus")
+        metrics = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"]
+        rows = [{"system": s, **{m: report[s][m] for m in metrics}} for s in SYSTEMS]
+        print_rows(
+            rows,
+            title=f"{corpus_info['queries']} queries over {corpus_info['documents']} documents "
+            f"({corpus_info['chunks']} chunks)",
+        )
+        langs = report[SYSTEMS[0]]["by_lang"]
+        if by_lang and len(langs) > 1:
+            lang_rows = [
+                {"lang": lang, "queries": langs[lang]["queries"],
+                 **{f"{s} r@5": report[s]["by_lang"][lang]["recall@5"] for s in SYSTEMS},
+                 **{f"{s} mrr": report[s]["by_lang"][lang]["mrr@10"] for s in SYSTEMS}}
+                for lang in langs
+            ]  # fmt: skip
+            print_rows(lang_rows, title="per query language")
+        if as_json:
+            sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+
+    run(go)

@@ -88,6 +88,12 @@ def token_create(
     name: str = typer.Option("cli token", "--name", help="what the token is for"),
     role: str = typer.Option("analyst", "--role", help="viewer | analyst | steward | admin"),
     user: str | None = typer.Option(None, "--user", help="bind the token to this user"),
+    clearance: str | None = typer.Option(
+        None,
+        "--clearance",
+        help="highest classification it may read: public | internal | confidential | secret "
+        "(default: internal for viewer/analyst, confidential for steward, secret for admin)",
+    ),
     expires_days: float | None = typer.Option(
         90, "--expires-days", help="lifetime in days (0: never expires)"
     ),
@@ -109,11 +115,13 @@ def token_create(
                 actor=local_operator_name(),
                 user=u,
                 expires_in=timedelta(days=expires_days) if expires_days else None,
+                clearance=identity.parse_classification(clearance) if clearance else None,
             )
             info = {
                 "id": issued.token.id,
                 "tenant": t.slug,
                 "role": issued.token.role,
+                "clearance": identity.token_clearance(issued.token).value,
                 "expires_at": issued.token.expires_at,
                 "secret": issued.secret,
             }
@@ -121,7 +129,7 @@ def token_create(
             print_json(info)
         else:
             console.print(
-                f"token [bold]{info['id']}[/] ({role}, tenant {info['tenant']}, expires {info['expires_at']})"
+                f"token [bold]{info['id']}[/] ({role}, clearance {info['clearance']}, tenant {info['tenant']}, expires {info['expires_at']})"
             )
             console.print("secret (shown once, store it now):")
             console.print(issued.secret, highlight=False, soft_wrap=True)

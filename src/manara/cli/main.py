@@ -12,6 +12,7 @@ from manara.cli import audit as audit_cli
 from manara.cli import data as data_cli
 from manara.cli import evaluate as eval_cli
 from manara.cli import identity as identity_cli
+from manara.cli import search as search_cli
 from manara.cli import text as text_cli
 from manara.cli.common import _state, console, err_console, print_json, run, settings
 from manara.workspace import Workspace, init_workspace
@@ -31,6 +32,8 @@ app.add_typer(data_cli.dataset_app, name="dataset")
 app.add_typer(audit_cli.audit_app, name="audit")
 app.add_typer(text_cli.text_app, name="text")
 app.add_typer(eval_cli.eval_app, name="eval")
+app.add_typer(search_cli.collection_app, name="collection")
+app.command("search")(search_cli.search)
 app.command("ingest")(data_cli.ingest)
 app.command("datasets")(data_cli.datasets)
 app.command("sql")(data_cli.sql)

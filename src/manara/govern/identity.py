@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from manara.errors import Conflict, InvalidName, InvalidToken, NotFound
 from manara.govern import audit
 from manara.govern.principal import Principal
-from manara.meta.models import ApiToken, Role, Tenant, User
+from manara.meta.models import DEFAULT_CLEARANCE, ApiToken, Classification, Role, Tenant, User
 
 TOKEN_PREFIX = "mnr_"
 _TOKEN_RE = re.compile(r"^mnr_[A-Za-z0-9_-]{43}$")
@@ -130,6 +130,7 @@ def create_token(
     actor: str,
     user: User | None = None,
     expires_in: timedelta | None = None,
+    clearance: Classification | None = None,
 ) -> IssuedToken:
     if user is not None and not Role(user.role).at_least(role):
         raise InvalidName(f"user '{user.username}' is '{user.role}' and cannot hold a '{role.value}' token")
@@ -140,6 +141,7 @@ def create_token(
         user_id=user.id if user else None,
         name=name,
         role=role.value,
+        clearance=clearance.value if clearance else None,
         secret_hash=_secret_hash(secret),
         expires_at=datetime.now(UTC) + expires_in if expires_in else None,
     )
@@ -152,7 +154,12 @@ def create_token(
             "token.create",
             tenant=tenant.slug,
             target=token.id,
-            detail={"role": role.value, "name": name, "expires_at": token.expires_at},
+            detail={
+                "role": role.value,
+                "clearance": token_clearance(token).value,
+                "name": name,
+                "expires_at": token.expires_at,
+            },
         ),
     )
     return IssuedToken(token, secret)
@@ -167,12 +174,25 @@ def list_tokens(session: Session, tenant: Tenant, actor: str | None = None) -> l
     )
 
 
+def token_clearance(token: ApiToken) -> Classification:
+    return Classification(token.clearance) if token.clearance else DEFAULT_CLEARANCE[Role(token.role)]
+
+
+def parse_classification(value: str) -> Classification:
+    try:
+        return Classification(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in Classification)
+        raise InvalidName(f"unknown classification '{value}': use one of {allowed}") from None
+
+
 def token_info(token: ApiToken) -> dict[str, Any]:
     """What may be shown of a token: never its secret or hash."""
     return {
         "id": token.id,
         "name": token.name,
         "role": token.role,
+        "clearance": token_clearance(token).value,
         "user": token.user.username if token.user else None,
         "created_at": token.created_at,
         "expires_at": token.expires_at,
@@ -222,4 +242,5 @@ def authenticate(session: Session, secret: str) -> Principal:
         role=Role(token.role),
         token_id=token.id,
         user_id=token.user_id,
+        clearance=Classification(token.clearance) if token.clearance else None,
     )

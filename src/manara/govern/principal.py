@@ -6,7 +6,7 @@ import getpass
 from dataclasses import dataclass
 
 from manara.errors import Forbidden
-from manara.meta.models import Role
+from manara.meta.models import DEFAULT_CLEARANCE, Classification, Role
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,15 @@ class Principal:
     role: Role
     token_id: str | None = None
     user_id: int | None = None
+    clearance: Classification | None = None  # None: the default of the role
+
+    @property
+    def effective_clearance(self) -> Classification:
+        """The highest classification this principal may read."""
+        return self.clearance or DEFAULT_CLEARANCE[self.role]
+
+    def may_read(self, classification: Classification) -> bool:
+        return classification.rank <= self.effective_clearance.rank
 
     def require(self, role: Role, action: str) -> None:
         """Refuse `action` unless this principal holds at least `role`."""

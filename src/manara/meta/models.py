@@ -33,6 +33,28 @@ class Role(enum.StrEnum):
         return self.rank >= other.rank
 
 
+class Classification(enum.StrEnum):
+    """Classification labels of information assets (law 05-20), lowest first; the highest wins."""
+
+    public = "public"
+    internal = "internal"
+    confidential = "confidential"
+    secret = "secret"
+
+    @property
+    def rank(self) -> int:
+        return list(Classification).index(self)
+
+
+# The clearance a token has when none was set explicitly: what its role may usually read.
+DEFAULT_CLEARANCE = {
+    Role.viewer: Classification.internal,
+    Role.analyst: Classification.internal,
+    Role.steward: Classification.confidential,
+    Role.admin: Classification.secret,
+}
+
+
 class Tenant(Base):
     __tablename__ = "manara_tenants"
 
@@ -68,6 +90,7 @@ class ApiToken(Base):
     )
     name: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
+    clearance: Mapped[str | None] = mapped_column(String(16), nullable=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -76,6 +99,25 @@ class ApiToken(Base):
 
     tenant: Mapped[Tenant] = relationship()
     user: Mapped[User | None] = relationship()
+
+
+class Collection(Base):
+    """A document collection: its chunks and documents are Iceberg tables, its index is derived from them."""
+
+    __tablename__ = "manara_collections"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("manara_tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    description: Mapped[str] = mapped_column(Text, default="")
+    read_role: Mapped[str] = mapped_column(String(16), default=Role.viewer.value)
+    default_classification: Mapped[str] = mapped_column(String(16), default=Classification.internal.value)
+    embedding_model: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    tenant: Mapped[Tenant] = relationship()
 
 
 class AuditEvent(Base):

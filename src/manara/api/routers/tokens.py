@@ -14,7 +14,7 @@ from manara.errors import Forbidden, NotFound
 from manara.govern import identity
 from manara.govern.principal import Principal
 from manara.meta.db import session_scope
-from manara.meta.models import ApiToken, Role, Tenant, User
+from manara.meta.models import DEFAULT_CLEARANCE, ApiToken, Classification, Role, Tenant, User
 from manara.workspace import Workspace
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -25,6 +25,9 @@ Caller = Annotated[Principal, Depends(get_principal)]
 class TokenRequest(BaseModel):
     name: str = Field(..., min_length=1, max_length=255)
     role: Role = Role.viewer
+    clearance: Classification | None = Field(
+        None, description="highest classification the token may read; default: the role's, capped by the caller's"
+    )
     expires_days: float | None = Field(
         90, gt=0, le=3650, description="lifetime; null for no expiry (admins only)"
     )
@@ -53,6 +56,11 @@ def create_token(body: TokenRequest, ws: Ws, principal: Caller) -> dict[str, Any
     """A new token for the caller's user, with a role no higher than the caller's. The secret is shown once."""
     if not principal.role.at_least(body.role):
         raise Forbidden(f"a '{principal.role.value}' token cannot create a '{body.role.value}' token")
+    if body.clearance and not principal.may_read(body.clearance):
+        raise Forbidden(
+            f"a token cleared for '{principal.effective_clearance.value}' cannot create one cleared for "
+            f"'{body.clearance.value}'"
+        )
     if body.expires_days is None and principal.role is not Role.admin:
         raise Forbidden("only admins may create tokens that never expire")
     with session_scope(ws.engine) as s:
@@ -61,8 +69,15 @@ def create_token(body: TokenRequest, ws: Ws, principal: Caller) -> dict[str, Any
         issued = identity.create_token(
             s, tenant, role=body.role, name=body.name, actor=principal.actor, user=user,
             expires_in=timedelta(days=body.expires_days) if body.expires_days else None,
+            clearance=body.clearance or _capped_default(principal, body.role),
         )  # fmt: skip
         return {**identity.token_info(issued.token), "secret": issued.secret}
+
+
+def _capped_default(principal: Principal, role: Role) -> Classification | None:
+    """A token never reads more than the token that made it: cap the role's default clearance."""
+    default = DEFAULT_CLEARANCE[role]
+    return principal.effective_clearance if not principal.may_read(default) else None
 
 
 @router.delete("/{token_id}")

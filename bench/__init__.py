@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation tooling for Manara (run from the repository root)."""

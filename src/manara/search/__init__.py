@@ -1,0 +1,1 @@
+"""Documents, chunking, indexing, hybrid retrieval, cited answers and their evaluation."""

@@ -1,0 +1,96 @@
+"""Text analysis for search: what is indexed for a chunk, what is searched for a query, what is highlighted.
+
+Lexical search runs over Manara's own normalisation and tokens (`manara.text`), never the engine's:
+alef/ya/ta-marbuta folding, tashkeel, Arabic-Indic digits, French elisions. Darija typed in Latin
+letters (Arabizi) is indexed and queried twice, as typed and in Arabic script (`arabizi_to_arabic`),
+so "kifach njded la carte" meets "كيفاش نجدد" in a document and the other way round.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from manara.text.langid import identify, identify_spans
+from manara.text.tokenize import Token, tokenize
+from manara.text.translit import arabizi_to_arabic
+
+ARABIZI_SCORE = 0.05  # posterior of ary-Latn above which a Latin text is also read as Arabizi
+_LATIN = re.compile(r"[A-Za-z]")
+_ARABIC = re.compile(r"[\u0600-\u06ff]")
+
+
+def looks_arabizi(text: str) -> bool:
+    """A Latin-script text that may be Darija: whole-text posterior or any Arabizi span."""
+    if not _LATIN.search(text) or _ARABIC.search(text):
+        return False
+    if identify(text).scores.get("ary-Latn", 0.0) >= ARABIZI_SCORE:
+        return True
+    return any(s.lang == "ary-Latn" for s in identify_spans(text))
+
+
+def terms(text: str) -> list[str]:
+    return [t.text for t in tokenize(text)]
+
+
+def index_terms(text: str, *, arabizi: bool | None = None) -> str:
+    """The space-joined terms the lexical index stores for a chunk (Arabizi doubled in Arabic script)."""
+    words = terms(text)
+    if arabizi if arabizi is not None else looks_arabizi(text):
+        words += terms(arabizi_to_arabic(text, lexicon=True))
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class QueryAnalysis:
+    text: str
+    lang: str
+    terms: list[str]  # distinct, in order; includes the Arabic-script form of Arabizi
+    dense_texts: list[str]  # what the embedding model reads (the query, and its Arabic-script form)
+    arabizi: bool
+
+
+def analyze_query(text: str) -> QueryAnalysis:
+    lang = identify(text).lang if text.strip() else "und"
+    arabizi = looks_arabizi(text)
+    words = terms(text)
+    dense = [text]
+    if arabizi:
+        arabic = arabizi_to_arabic(text, lexicon=True)
+        words += terms(arabic)
+        dense.append(arabic)
+    return QueryAnalysis(text, lang, list(dict.fromkeys(words)), dense, arabizi)
+
+
+def highlight_spans(text: str, wanted: set[str]) -> list[tuple[int, int]]:
+    """[start, end) spans of `text` whose normalised token is one of `wanted` (also via Arabizi)."""
+    spans = [(t.start, t.end) for t in tokenize(text) if t.text in wanted]
+    if not spans and _LATIN.search(text):
+        # an Arabizi chunk matched through its Arabic-script terms: map each word separately
+        spans = [(t.start, t.end) for t in tokenize(text) if _arabizi_terms(t) & wanted]
+    return spans
+
+
+def _arabizi_terms(token: Token) -> set[str]:
+    return set(terms(arabizi_to_arabic(token.text, lexicon=True)))
+
+
+def snippet(text: str, spans: list[tuple[int, int]], width: int = 240) -> tuple[int, int]:
+    """The [start, end) window of about `width` characters holding the most highlighted spans."""
+    if len(text) <= width:
+        return 0, len(text)
+    best, best_count = 0, -1
+    for s, _ in spans or [(0, 0)]:
+        start = max(0, s - width // 4)
+        count = sum(1 for a, b in spans if a >= start and b <= start + width)
+        if count > best_count:
+            best, best_count = start, count
+    start = best
+    if start > 0:  # begin on a word boundary
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < start + 30 else start
+    end = min(len(text), start + width)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start + width // 2 else end
+    return start, end
