@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     )
     embedding_api_key: SecretStr | None = Field(default=None, description="bearer key of an embedding server")
     embedding_batch: int = Field(default=32, ge=1, le=1024, description="texts per embedding call")
+    answer_threshold: float = Field(
+        default=0.85,
+        description="answer score below which `ask` says no answer was found (docs/evaluation.md)",
+    )
+    chat_model: str | None = Field(
+        default=None,
+        description="optional generation: 'openai:URL#MODEL', an OpenAI-compatible chat server on the "
+        "organisation's hardware (off by default: answers are extractive)",
+    )
+    chat_api_key: SecretStr | None = Field(default=None, description="bearer key of the chat server")
     log_level: str = "info"
 
     @classmethod

@@ -13,7 +13,7 @@ from manara import __version__
 from manara.api.docs import DOCS_URL, OPENAPI_URL, install_docs
 from manara.api.errors import install_error_handlers
 from manara.api.metrics import ApiMetrics
-from manara.api.routers import audit, datasets, health, sql, tokens
+from manara.api.routers import audit, collections, datasets, health, openai, sql, tokens
 from manara.config import Settings
 from manara.govern.audit import request_id_var
 from manara.workspace import Workspace
@@ -25,7 +25,8 @@ def create_app(settings: Settings, workspace: Workspace | None = None) -> FastAP
     app = FastAPI(
         title="Manara API",
         version=__version__,
-        description="Sovereign data & AI hub: datasets, safe SQL, tokens and audit. "
+        description="Sovereign data & AI hub: datasets, safe SQL, document collections, multilingual search and "
+        "cited answers, OpenAI-compatible embeddings, tokens and audit. "
         "Authenticate with `Authorization: Bearer <token>`.",
         openapi_url=OPENAPI_URL,
         docs_url=None,
@@ -37,9 +38,10 @@ def create_app(settings: Settings, workspace: Workspace | None = None) -> FastAP
     install_docs(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (datasets, sql, tokens, audit):
+    for module in (datasets, sql, tokens, audit, collections):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(openai.router)
     app.include_router(health.router)
 
     @app.get("/", include_in_schema=False)

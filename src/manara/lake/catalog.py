@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
+from typing import Any
 
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.expressions import BooleanExpression, In
 from pyiceberg.table import Table
 
 from manara.config import Settings
@@ -59,3 +62,8 @@ def dataset_names(catalog: SqlCatalog, tenant: str) -> list[str]:
         return sorted(name for _, name in catalog.list_tables(tenant))
     except Exception:  # namespace not created yet: no datasets
         return []
+
+
+def isin(column: str, values: Iterable[Any]) -> BooleanExpression:
+    """A pyiceberg row filter `column IN values` (typed once here: pyiceberg's stubs disagree with its code)."""
+    return In(column, list(values))  # type: ignore[call-arg,arg-type,misc]

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import sqlglot
 from pyiceberg.table import Table
@@ -31,7 +32,7 @@ from manara.lake import duck
 from manara.lake.catalog import dataset_names, load_dataset
 from manara.lake.datasets import resolve_snapshot
 from manara.lake.schema import iceberg_compatible
-from manara.meta.models import Role
+from manara.meta.models import Classification, Role
 from manara.workspace import Workspace
 
 _ALLOWED_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except)
@@ -169,6 +170,15 @@ def _arrow_source(table: Table, snapshot_id: int | None) -> pads.Dataset | pa.Ta
     return pads.dataset(paths, format="parquet", schema=schema)
 
 
+def _row_filter(table: Table, principal: Principal) -> pc.Expression | None:
+    """Document collections' tables carry labels: SQL sees only the rows search would show the caller."""
+    if table.properties.get("manara.acl") != "document":
+        return None
+    classifications = [c.value for c in Classification if principal.may_read(c)]
+    roles = [r.value for r in Role if principal.role.at_least(r)]
+    return pc.field("classification").isin(classifications) & pc.field("read_role").isin(roles)
+
+
 def _lock(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -210,7 +220,11 @@ def _run(ws: Workspace, principal: Principal, sql: str, as_of: str | None, limit
             table = load_dataset(ws.catalog, principal.tenant, name)
             snapshot_id = resolve_snapshot(table, as_of) if as_of else None
             snapshots[name] = snapshot_id or table.metadata.current_snapshot_id
-            con.register(name, _arrow_source(table, snapshot_id))
+            source = _arrow_source(table, snapshot_id)
+            row_filter = _row_filter(table, principal)
+            if row_filter is not None:  # rows the caller may not read never reach DuckDB
+                source = source.filter(row_filter)
+            con.register(name, source)
         _lock(con)
         timer = threading.Timer(ws.settings.sql_timeout_s, con.interrupt)
         timer.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from manara.text.langid import identify, identify_spans
 from manara.text.tokenize import Token, tokenize
@@ -18,6 +19,41 @@ from manara.text.translit import arabizi_to_arabic
 ARABIZI_SCORE = 0.05  # posterior of ary-Latn above which a Latin text is also read as Arabizi
 _LATIN = re.compile(r"[A-Za-z]")
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
+
+
+_ARTICLES = ("وال", "بال", "فال", "كال", "لل", "ال")
+_SKELETON = str.maketrans({"ط": "ت", "ث": "ت", "ض": "د", "ذ": "د", "ظ": "د", "ص": "س", "ز": "س",
+                           "ا": None, "و": None, "ي": None, "ى": None, "ه": None, "ء": None, "ئ": None,
+                           "ؤ": None, "ع": None})  # fmt: skip
+_ARABIC_WORD = re.compile(r"^[\u0621-\u064a]+$")
+
+
+@lru_cache(maxsize=200_000)
+def skeleton(word: str) -> str:
+    """The consonant skeleton of an Arabic-script word, for matching Arabizi read into Arabic script.
+
+    Arabizi writes vowels the Arabic spelling leaves out ("bitaqa" → بيتاقا, البطاقة), drops the
+    emphatic distinctions (t for ت and ط, s for س and ص) and writes the article as "l". Both sides
+    lose the article, long vowels, ayn/hamza and emphasis, and doubled letters: البطاقة → بتق,
+    lbitaqa → بتق. Two letters at least, else ''.
+    """
+    if not _ARABIC_WORD.match(word):
+        return ""
+    for article in _ARTICLES:
+        if word.startswith(article) and len(word) - len(article) >= 2:
+            word = word[len(article) :]
+            break
+    else:
+        if word.startswith("ل") and len(word) >= 4:
+            word = word[1:]
+    bare = word.translate(_SKELETON)
+    out = "".join(c for i, c in enumerate(bare) if i == 0 or c != bare[i - 1])
+    return out if len(out) >= 2 else ""
+
+
+def skeletons(terms_text: str) -> str:
+    """Space-joined skeletons of the Arabic-script terms of an index `terms` string."""
+    return " ".join(filter(None, (skeleton(t) for t in terms_text.split())))
 
 
 def looks_arabizi(text: str) -> bool:
@@ -46,6 +82,7 @@ class QueryAnalysis:
     text: str
     lang: str
     terms: list[str]  # distinct, in order; includes the Arabic-script form of Arabizi
+    skeletons: list[str]  # for Arabizi: consonant skeletons of its Arabic-script form
     dense_texts: list[str]  # what the embedding model reads (the query, and its Arabic-script form)
     arabizi: bool
 
@@ -55,11 +92,14 @@ def analyze_query(text: str) -> QueryAnalysis:
     arabizi = looks_arabizi(text)
     words = terms(text)
     dense = [text]
+    skels: list[str] = []
     if arabizi:
         arabic = arabizi_to_arabic(text, lexicon=True)
-        words += terms(arabic)
+        arabic_terms = terms(arabic)
+        words += arabic_terms
+        skels = list(dict.fromkeys(filter(None, (skeleton(t) for t in arabic_terms))))
         dense.append(arabic)
-    return QueryAnalysis(text, lang, list(dict.fromkeys(words)), dense, arabizi)
+    return QueryAnalysis(text, lang, list(dict.fromkeys(words)), skels, dense, arabizi)
 
 
 def highlight_spans(text: str, wanted: set[str]) -> list[tuple[int, int]]:

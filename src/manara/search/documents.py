@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from pyiceberg.exceptions import NoSuchTableError
-from pyiceberg.expressions import In
 
 from manara.govern import audit
 from manara.govern.principal import Principal
+from manara.lake.catalog import isin
 from manara.search.collections import allowed_classifications, allowed_roles, get_collection
 from manara.workspace import Workspace
 
@@ -23,7 +23,7 @@ def list_documents(ws: Workspace, principal: Principal, collection: str) -> list
         table = ws.catalog.load_table((principal.tenant, info.documents_table))
     except NoSuchTableError:
         return []
-    row_filter = In("classification", allowed_classifications(principal)) & In(
+    row_filter = isin("classification", allowed_classifications(principal)) & isin(
         "read_role", allowed_roles(principal)
     )
     data = table.scan(row_filter=row_filter, selected_fields=LISTED).to_arrow()

@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tantivy
 
+from manara.search.analyze import skeletons
+
 META_COLUMNS = [
     "chunk_id", "doc_id", "ordinal", "text", "heading", "page", "page_end", "char_start", "char_end",
     "lang", "title", "source", "classification", "read_role",
@@ -57,6 +59,7 @@ class Filter:
 def _schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
+    sb.add_text_field("skel", tokenizer_name="whitespace", index_option="freq")
     sb.add_unsigned_field("row", stored=True, indexed=False)
     for name in FILTER_FIELDS.values():
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
@@ -92,6 +95,7 @@ class CollectionIndex:
         for row, body in enumerate(terms):
             doc = tantivy.Document()
             doc.add_text("body", body)
+            doc.add_text("skel", skeletons(body))
             doc.add_unsigned("row", row)
             for col, name in FILTER_FIELDS.items():
                 doc.add_text(name, filters[col][row] or "")
@@ -129,14 +133,17 @@ class CollectionIndex:
 
     # --- searches ------------------------------------------------------------------------------
 
-    def doc_freq(self, term: str) -> int:
-        return int(self.searcher.doc_freq("body", term))
+    def doc_freq(self, term: str, field: str = "body") -> int:
+        return int(self.searcher.doc_freq(field, term))
 
-    def lexical(self, terms: Sequence[str], flt: Filter, k: int) -> list[tuple[int, float]]:
-        """BM25 top `k` (row, score) among the chunks the filter allows."""
+    def lexical(
+        self, terms: Sequence[str], flt: Filter, k: int, skeletons: Sequence[str] = ()
+    ) -> list[tuple[int, float]]:
+        """BM25 top `k` (row, score) among the chunks the filter allows (terms, and skeletons for Arabizi)."""
         if not terms or not self.size:
             return []
         should = [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "body", t)) for t in terms]
+        should += [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "skel", t)) for t in skeletons]
         query = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, tantivy.Query.boolean_query(should)), *self._filter_clauses(flt)]
         )
@@ -163,7 +170,7 @@ class CollectionIndex:
 
 # --- the per-process cache of open indexes ---------------------------------------------------------
 
-_open: dict[tuple[str, str], CollectionIndex] = {}
+_open: dict[Path, CollectionIndex] = {}
 _guard = threading.Lock()
 
 
@@ -178,12 +185,10 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def open_index(
-    folder: Path, key: tuple[str, str], snapshot_id: int, load_table: object, dim: int
-) -> CollectionIndex:
+def open_index(folder: Path, snapshot_id: int, load_table: object, dim: int) -> CollectionIndex:
     """The index of `snapshot_id`, built from `load_table()` (a pyarrow Table) if no process built it yet."""
     with _guard:
-        current = _open.get(key)
+        current = _open.get(folder)
         if current is not None and current.snapshot_id == snapshot_id:
             return current
     path = folder / str(snapshot_id)
@@ -199,10 +204,10 @@ def open_index(
                 shutil.rmtree(old, ignore_errors=True)
     index = CollectionIndex(path, snapshot_id)
     with _guard:
-        _open[key] = index
+        _open[folder] = index
     return index
 
 
-def forget(key: tuple[str, str]) -> None:
+def forget(folder: Path) -> None:
     with _guard:
-        _open.pop(key, None)
+        _open.pop(folder, None)

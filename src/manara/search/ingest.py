@@ -21,12 +21,11 @@ from typing import Any
 
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-from pyiceberg.expressions import In
 
 from manara.errors import Conflict, ManaraError
 from manara.govern import audit
 from manara.govern.principal import Principal
-from manara.lake.catalog import TABLE_DEFAULTS, ensure_namespace
+from manara.lake.catalog import TABLE_DEFAULTS, ensure_namespace, isin
 from manara.meta.models import Classification, Role
 from manara.models.embeddings import EmbeddingBackend, get_backend
 from manara.search import analyze
@@ -224,7 +223,7 @@ class _Writer:
             return
         batch, self.pending = self.pending, []
         texts = [t for p in batch for t in p.embed_texts]
-        vectors = []
+        vectors: list[Any] = []
         step = self.ws.settings.embedding_batch
         for start in range(0, len(texts), step):
             vectors.extend(self.backend.embed_passages(texts[start : start + step]))
@@ -252,7 +251,7 @@ class _Writer:
                 if (
                     table.metadata.current_snapshot() is not None
                 ):  # replace, never duplicate (crash reruns too)
-                    tx.delete(In("doc_id", ids), snapshot_properties=props)
+                    tx.delete(isin("doc_id", ids), snapshot_properties=props)
                 tx.append(data, snapshot_properties=props)
                 snapshot = tx.table_metadata.current_snapshot()
                 ev = audit.EventFields(

@@ -91,7 +91,7 @@ def collection_index(ws: Workspace, principal: Principal, info: CollectionInfo) 
     dim = get_backend(info.embedding_model, _key(ws)).dim
     folder = ws.settings.home / "index" / principal.tenant / info.name
     return open_index(
-        folder, (principal.tenant, info.name), snapshot.snapshot_id,
+        folder, snapshot.snapshot_id,
         lambda: table.scan(snapshot_id=snapshot.snapshot_id).to_arrow(), dim,
     )  # fmt: skip
 
@@ -117,14 +117,14 @@ def access_filter(principal: Principal, filters: dict[str, list[str]] | None = N
     return flt
 
 
-def lexical_weight(index: CollectionIndex, terms: list[str]) -> float:
+def lexical_weight(index: CollectionIndex, terms: list[str], field: str = "body") -> float:
     """The share of the query's IDF mass that occurs in the collection (0..1)."""
     if not terms or not index.size:
         return 0.0
     n = index.size
     found = total = 0.0
     for t in terms:
-        df = index.doc_freq(t)
+        df = index.doc_freq(t, field)
         idf = math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else math.log(1 + (n + 0.5) / 0.5)
         total += idf
         if df:
@@ -201,8 +201,10 @@ def rankings(
     dense: list[tuple[int, float]] = []
     weight, qvec = 0.0, None
     if mode in ("hybrid", "lexical"):
-        lexical = index.lexical(qa.terms, flt, depth)
-        weight = lexical_weight(index, qa.terms) if mode == "hybrid" else 1.0
+        lexical = index.lexical(qa.terms, flt, depth, qa.skeletons)
+        weight = 1.0
+        if mode == "hybrid":
+            weight = max(lexical_weight(index, qa.terms), lexical_weight(index, qa.skeletons, "skel"))
     if mode in ("hybrid", "dense"):
         backend = get_backend(info.embedding_model, _key(ws))
         qvec = backend.embed_queries(qa.dense_texts).mean(axis=0)

@@ -26,7 +26,8 @@ class TokenRequest(BaseModel):
     name: str = Field(..., min_length=1, max_length=255)
     role: Role = Role.viewer
     clearance: Classification | None = Field(
-        None, description="highest classification the token may read; default: the role's, capped by the caller's"
+        None,
+        description="highest classification the token may read; default: the role's, capped by the caller's",
     )
     expires_days: float | None = Field(
         90, gt=0, le=3650, description="lifetime; null for no expiry (admins only)"

@@ -1,0 +1,1079 @@
+"""Turn a document file (PDF, DOCX, HTML, Markdown, text, scanned image) into clean text blocks.
+
+`parse_document` returns headings and paragraphs in reading order, with page numbers for PDFs and
+images; the chunker splits them for search. Every failure is a `DocumentUnreadable` (or
+`UnsupportedFormat` for an unknown suffix) whose detail is one line naming the file: no raw library
+exception escapes.
+
+Per format
+----------
+* PDF (pypdfium2): characters come from pdfium's text page with their positions and font sizes.
+  Lines are grouped on their baseline, paragraphs are split where the gap between lines is clearly
+  larger than the page's usual line pitch, and lines set in a font at least 20 % larger than the
+  body text become headings (one level per distinct size). The `Title` metadata is the title.
+  A page without a text layer (a scan) is rendered at 300 dpi and read by the `tesseract` command.
+* DOCX (python-docx): "Heading N" / "Title" styles are headings, other paragraphs and list items are
+  paragraphs, each table row is a paragraph with its cells joined by " | ".
+* HTML (selectolax): scripts, styles, navigation, headers and footers are dropped; h1-h6 are
+  headings; p, li, pre, blockquote... are paragraphs; a table row is a " | "-joined paragraph.
+  The charset comes from a BOM or a <meta> declaration, else it is detected.
+* Markdown (markdown-it-py): headings, paragraphs, list items, code blocks and table rows.
+* Text: encoding detected (BOM, UTF-16, UTF-8, else cp1256/cp1252/latin-1), paragraphs split on
+  blank lines; a single-line paragraph is a heading when it is numbered ("1. Titre", "2.3 Objet")
+  or in capitals ("CHAPITRE PREMIER") and does not end with punctuation.
+* Images (PNG, JPEG, TIFF): OCR with tesseract; a multi-page TIFF gives one page per frame.
+
+Right-to-left text and visual order
+-----------------------------------
+PDF stores glyphs, not sentences. Modern generators write Arabic in logical order or shape it
+themselves and map each glyph back to its letters; legacy ones (reportlab or fpdf with
+arabic-reshaper + python-bidi, old report writers) store each line already reversed, in *visual*
+order, with Arabic presentation forms (U+FB50-U+FDFF, U+FE70-U+FEFF). pdfium applies its own crude
+reordering to right-to-left runs (it reverses "CIN 2024" into "2024 CIN" and splits glyph-by-glyph
+output into one "line" per word), so its text cannot be trusted for Arabic.
+
+For any line that contains right-to-left letters we therefore ignore the order of the text layer
+and rebuild the line from geometry: the glyphs, sorted left to right by position, *are* the visual
+order whatever order the file stored them in, and spaces are re-inserted where the gap between two
+glyphs is wider than a fraction of the font size. The visual line is then turned back into logical
+order by inverting the Unicode bidi algorithm for a right-to-left paragraph: the sequence is
+reversed, except that runs of Latin words (with the digits that follow them, "CIN 2024") and numbers
+("2024/05/12", "3.5") keep their left-to-right order. Brackets that end up closing before they open
+(mirroring differs between generators) are swapped back. A line mostly in Latin script is treated as
+a left-to-right paragraph in which only the Arabic runs are reversed. Lines without right-to-left
+letters keep pdfium's text, spacing and order.
+
+Text that reaches us outside a PDF (a .txt or .docx exported from such a tool) can carry the same
+reversed lines. There the order can only be read from the letters: in logical order an Arabic word
+starts with an initial or isolated form and ends with a final or isolated form, so a word that
+*starts* with a FINAL form or *ends* with an INITIAL form reveals visual order. A line where such
+evidence outweighs the logical evidence is reversed with the same bidi inversion. Properly encoded
+text has no presentation forms, or has them in the logical pattern, and is left unchanged.
+
+Finally presentation forms are folded to base letters (NFKC on those ranges only: "ﻻ" becomes "لا"),
+bidi control characters, soft hyphens and stray control characters are removed, and whitespace runs
+inside a block collapse to one space.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import functools
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from manara.errors import DocumentUnreadable, ManaraError, UnsupportedFormat
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "Block",
+    "ParsedDocument",
+    "ocr_available",
+    "parse_document",
+]
+
+
+@dataclass(frozen=True)
+class Block:
+    kind: Literal["heading", "paragraph"]  # list items and table rows become paragraphs
+    text: str  # clean text, logical order, no trailing newline
+    level: int = 0  # heading level 1..6 for headings, 0 for paragraphs
+    page: int | None = None  # 1-based page number for PDFs / multi-page images, else None
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    title: str | None  # metadata title, else the first heading, else None
+    blocks: list[Block]
+    pages: int | None  # page count for PDFs and images, None otherwise
+    ocr: bool  # True when any text came from OCR
+    mime: str
+    notes: list[str] = field(default_factory=list)  # human-readable notes about the extraction
+
+
+_MIME = {
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+}
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_MIME)
+
+OCR_DPI = 300
+OCR_TIMEOUT_S = 180
+_OCR_MAX_SIDE_PX = 6000  # cap the rendering of very large pages (posters, plans)
+_INSTALL_OCR = "install tesseract-ocr with tesseract-ocr-ara and tesseract-ocr-fra to read scanned pages"
+_TEXT_SAMPLE = 1 << 16
+
+
+def parse_document(path: Path, *, ocr_languages: str = "ara+fra") -> ParsedDocument:
+    """Parse `path` into headings and paragraphs; raises DocumentUnreadable / UnsupportedFormat."""
+    path = Path(path)
+    name = path.name
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        shown = f"'{suffix}'" if suffix else "without a suffix"
+        raise UnsupportedFormat(
+            f"{name}: unsupported document type {shown}; supported: {supported}", file=name
+        )
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise _unreadable(name, f"cannot open the file ({e.strerror or type(e).__name__})") from None
+    if size == 0:
+        raise _unreadable(name, "the file is empty")
+    parser = _PARSERS[suffix]
+    try:
+        doc = parser(path, ocr_languages)
+    except ManaraError as e:
+        if isinstance(e, DocumentUnreadable | UnsupportedFormat):
+            raise
+        raise _unreadable(name, e.detail) from e  # e.g. EncodingError from detect_encoding
+    except MemoryError:
+        raise
+    except Exception as e:
+        what = _KIND[suffix]
+        raise _unreadable(name, f"cannot read this {what} file, it may be corrupt ({_describe(e)})") from e
+    if not doc.blocks:
+        raise _unreadable(name, "no text could be extracted from this document")
+    return doc
+
+
+def ocr_available(languages: str = "ara+fra") -> bool:
+    """True when the tesseract command is installed with data for every language in `languages`."""
+    installed = _tesseract_languages()
+    wanted = [lang for lang in languages.split("+") if lang]
+    return bool(installed) and all(lang in installed for lang in wanted)
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors and text cleaning
+
+
+_KIND = {
+    ".pdf": "PDF",
+    ".docx": "Word (.docx)",
+    ".html": "HTML",
+    ".htm": "HTML",
+    ".txt": "text",
+    ".md": "Markdown",
+    ".markdown": "Markdown",
+    ".png": "PNG image",
+    ".jpg": "JPEG image",
+    ".jpeg": "JPEG image",
+    ".tif": "TIFF image",
+    ".tiff": "TIFF image",
+}
+
+
+def _unreadable(name: str, reason: str) -> DocumentUnreadable:
+    return DocumentUnreadable(_one_line(f"{name}: {reason}"), file=name)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _describe(e: BaseException) -> str:
+    message = _one_line(str(e))[:200]
+    return f"{type(e).__name__}: {message}" if message else type(e).__name__
+
+
+_PRESENTATION = re.compile("[\ufb50-\ufdff\ufe70-\ufeff]+")
+# Invisible characters removed from every block: bidi controls, soft hyphen, BOM/ZWNBSP, and the C0/C1
+# controls other than whitespace (some PDF fonts map glyphs to them).
+_INVISIBLE = re.compile("[\u00ad\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_SPACES = re.compile(r"\s+")
+
+
+def _fold_presentation_forms(text: str) -> str:
+    """NFKC on Arabic presentation forms only (U+FB50-U+FDFF, U+FE70-U+FEFF): 'ﻻ' -> 'لا'."""
+    return _PRESENTATION.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+
+
+def _clean(text: str) -> str:
+    """Final form of a block's text: logical order, base letters, one space between words."""
+    text = text.replace("\ufeff", "")
+    if _PRESENTATION.search(text):
+        text = "\n".join(_restore_visual_line(line) for line in text.split("\n"))
+        text = _fold_presentation_forms(text)
+    text = _INVISIBLE.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _blocks_from(items: Iterable[tuple[str, str, int, int | None]]) -> list[Block]:
+    """Build blocks from (kind, raw text, level, page), cleaning text and dropping empty blocks."""
+    blocks = []
+    for kind, raw, level, page in items:
+        text = _clean(raw)
+        if not text:
+            continue
+        if kind == "heading":
+            blocks.append(Block("heading", text, max(1, min(6, level)), page))
+        else:
+            blocks.append(Block("paragraph", text, 0, page))
+    return blocks
+
+
+def _first_heading(blocks: Sequence[Block]) -> str | None:
+    return next((b.text for b in blocks if b.kind == "heading"), None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Right-to-left text: visual order back to logical order
+
+
+def _bidi_class(ch: str) -> str:
+    """'R' right-to-left letter, 'L' left-to-right letter, 'N' digit, 'M' combining mark, 'O' other."""
+    bidi = unicodedata.bidirectional(ch)
+    if bidi in ("R", "AL"):
+        return "R"
+    if bidi == "L":
+        return "L"
+    if bidi in ("EN", "AN"):
+        return "N"
+    if bidi == "NSM":
+        return "M"
+    return "O"
+
+
+def _has_rtl(text: str) -> bool:
+    return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text)
+
+
+# Inside a run of Latin words, these keep the run together ("CIN 2024", "art. 12-3", "x/y").
+_LATIN_JOINERS = frozenset(" \t.,:;/-–'’&_@+#")
+# Between digits, these keep a number together ("2024/05/12", "3.5", "1,000", "٣٫٥").
+_NUMBER_JOINERS = frozenset(".,:/\u066b\u066c")
+_MIRRORED_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("«", "»"), ("<", ">"))
+
+
+def _atom_class(atom: str) -> str:
+    for ch in atom:
+        cls = _bidi_class(ch)
+        if cls != "M":
+            return cls
+    return "M"
+
+
+def _visual_to_logical(atoms: Sequence[str]) -> str:
+    """Logical text of a line given in visual (left-to-right) order.
+
+    An atom is one displayed unit: a letter with its combining marks, a ligature's letters, a space.
+    Its own text is already in logical order. The paragraph direction is the majority script.
+    """
+    classes = [_atom_class(a) for a in atoms]
+    rtl = classes.count("R") >= classes.count("L")
+    units: list[list[str]] = []
+    i, n = 0, len(atoms)
+    while i < n:
+        end = _ltr_unit_end(atoms, classes, i) if rtl else _rtl_unit_end(atoms, classes, i)
+        if end > i:  # a unit that keeps its internal order (rtl) / that is reversed (ltr)
+            units.append(list(atoms[i:end]) if rtl else _reverse_rtl_run(atoms[i:end], classes[i:end]))
+            i = end
+        else:
+            units.append([atoms[i]])
+            i += 1
+    if rtl:
+        units.reverse()
+    return _fix_mirrored("".join("".join(u) for u in units))
+
+
+def _ltr_unit_end(atoms: Sequence[str], classes: Sequence[str], i: int) -> int:
+    """End of the left-to-right unit starting at atom i in a right-to-left line (i if none).
+
+    A Latin word opens a run that takes in further Latin words and digits joined by spaces or light
+    punctuation (as the bidi algorithm makes "CIN 2024" one run); digits alone make a number.
+    """
+    if classes[i] == "L":
+        end = j = i + 1
+        while j < len(atoms):
+            if classes[j] in ("L", "N", "M"):
+                end = j = j + 1
+            elif atoms[j] in _LATIN_JOINERS:
+                j += 1
+            else:
+                break
+        return end
+    if classes[i] == "N":
+        return _number_end(atoms, classes, i)
+    return i
+
+
+def _number_end(atoms: Sequence[str], classes: Sequence[str], i: int) -> int:
+    end = j = i + 1
+    while j < len(atoms):
+        if classes[j] == "N":
+            end = j = j + 1
+        elif atoms[j] in _NUMBER_JOINERS and j + 1 < len(atoms) and classes[j + 1] == "N":
+            j += 1
+        else:
+            break
+    return end
+
+
+def _rtl_unit_end(atoms: Sequence[str], classes: Sequence[str], i: int) -> int:
+    """End of the right-to-left run starting at atom i in a left-to-right line (i if none)."""
+    if classes[i] != "R":
+        return i
+    end = j = i + 1
+    while j < len(atoms):
+        if classes[j] in ("R", "M"):
+            end = j = j + 1
+        elif classes[j] in ("O", "N"):
+            j += 1
+        else:
+            break
+    return end
+
+
+def _reverse_rtl_run(atoms: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """Reverse an Arabic run inside a left-to-right line, numbers keeping their own order."""
+    units: list[list[str]] = []
+    i = 0
+    while i < len(atoms):
+        end = _number_end(atoms, classes, i) if classes[i] == "N" else i + 1
+        units.append(list(atoms[i:end]))
+        i = end
+    return [a for unit in reversed(units) for a in unit]
+
+
+def _fix_mirrored(text: str) -> str:
+    """Swap bracket pairs that close before they open (generators disagree on mirroring)."""
+    for left, right in _MIRRORED_PAIRS:
+        if left not in text and right not in text:
+            continue
+        if not _balanced(text, left, right) and _balanced(text, right, left):
+            text = text.translate({ord(left): right, ord(right): left})
+    return text
+
+
+def _balanced(text: str, left: str, right: str) -> bool:
+    depth = 0
+    for ch in text:
+        if ch == left:
+            depth += 1
+        elif ch == right:
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _form(ch: str) -> str:
+    """'initial', 'medial', 'final', 'isolated' for a presentation form, else ''."""
+    decomposition = unicodedata.decomposition(ch)
+    if decomposition.startswith("<"):
+        tag = decomposition[1 : decomposition.find(">")]
+        if tag in ("initial", "medial", "final", "isolated"):
+            return tag
+    return ""
+
+
+_ARABIC_WORD = re.compile("[\u0600-\u06ff\u0750-\u077f\ufb50-\ufdff\ufe70-\ufefc]+")
+
+
+def _looks_visual(line: str) -> bool:
+    """True when the presentation forms of a line show it is stored in visual order."""
+    visual = logical = 0
+    for word in _ARABIC_WORD.findall(line):
+        letters = [ch for ch in word if _bidi_class(ch) != "M"]
+        if len(letters) < 2:
+            continue
+        first, last = _form(letters[0]), _form(letters[-1])
+        logical += (first == "initial") + (last == "final")
+        visual += (first == "final") + (last == "initial")
+    return visual > logical
+
+
+def _restore_visual_line(line: str) -> str:
+    """Logical order of one line of text if its presentation forms reveal visual order."""
+    if not _looks_visual(line):
+        return line
+    # In visual order a letter's combining marks come before it: attach them to the next letter.
+    atoms: list[str] = []
+    marks = ""
+    for ch in line:
+        if _bidi_class(ch) == "M":
+            marks += ch
+        else:
+            atoms.append(ch + marks)
+            marks = ""
+    if marks:
+        atoms.append(marks)
+    return _visual_to_logical(atoms)
+
+
+# --------------------------------------------------------------------------------------------------
+# PDF
+
+
+@dataclass
+class _Char:
+    text: str  # usually one character; a ligature or a letter with its marks after grouping
+    left: float
+    right: float
+    y: float  # baseline
+    size: float
+    generated: bool
+
+
+@dataclass
+class _Line:
+    chars: list[_Char]
+    y: float
+    size: float
+    text: str = ""
+
+
+_ALEFS = frozenset("\u0622\u0623\u0625\u0627\u0671")
+_LAM = "\u0644"
+
+
+def _parse_pdf(path: Path, ocr_languages: str) -> ParsedDocument:
+    import pypdfium2 as pdfium
+
+    name = path.name
+    with path.open("rb") as f:
+        head = f.read(1024)
+        f.seek(max(0, path.stat().st_size - 4096))
+        tail = f.read()
+    if b"%PDF-" not in head:
+        raise _unreadable(name, "is not a PDF file (it does not start with %PDF-)")
+    if b"%%EOF" not in tail:
+        raise _unreadable(name, "the PDF is truncated or corrupt (its end-of-file marker is missing)")
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as e:
+        if "password" in str(e).lower():
+            raise _unreadable(
+                name, "the PDF is encrypted (password-protected); remove the password and try again"
+            ) from None
+        raise _unreadable(name, f"the PDF is corrupt and cannot be opened ({_one_line(str(e))})") from None
+    try:
+        meta = pdf.get_metadata_dict(skip_empty=True)
+        n_pages = len(pdf)
+        if n_pages == 0:
+            raise _unreadable(name, "the PDF has no pages")
+        items: list[tuple[str, str, int, int | None]] = []
+        notes: list[str] = []
+        used_ocr = False
+        missing_ocr: list[int] = []
+        pages_lines: list[tuple[int, list[_Line]]] = []
+        for number in range(1, n_pages + 1):
+            page = pdf[number - 1]
+            try:
+                lines = _pdf_page_lines(page)
+                if lines:
+                    pages_lines.append((number, lines))
+                    continue
+                if not _page_has_content(page):
+                    continue
+                if not ocr_available(ocr_languages):
+                    missing_ocr.append(number)
+                    continue
+                text = _ocr_pdf_page(page, ocr_languages, name)
+                used_ocr = True
+                if text.strip():
+                    notes.append(f"page {number}: no text layer, read with OCR ({ocr_languages})")
+                    items.extend(("paragraph", p, 0, number) for p in _ocr_paragraphs(text))
+                else:
+                    notes.append(f"page {number}: no text layer and OCR found no text")
+            finally:
+                page.close()
+        items = _pdf_blocks(pages_lines) + items
+        items.sort(key=lambda item: item[3] or 0)  # stable: OCR pages slot in by page number
+        blocks = _blocks_from(items)
+        if missing_ocr:
+            if not blocks:
+                raise _unreadable(name, f"the PDF has no text layer (a scan?); {_INSTALL_OCR}")
+            notes.extend(f"page {n}: no text layer, skipped; {_INSTALL_OCR}" for n in missing_ocr)
+        title = _clean(meta.get("Title", "")) or _first_heading(blocks)
+        return ParsedDocument(title or None, blocks, n_pages, used_ocr, _MIME[".pdf"], notes)
+    finally:
+        pdf.close()
+
+
+def _page_has_content(page: Any) -> bool:
+    return any(True for _ in page.get_objects(max_depth=2))
+
+
+def _pdf_page_lines(page: Any) -> list[_Line]:
+    """Lines of a page's text layer, in pdfium's reading order; [] when it has no usable text."""
+    import pypdfium2.raw as raw
+
+    textpage = page.get_textpage()
+    try:
+        count = textpage.count_chars()
+        rect = raw.FS_RECTF()
+        x, y = ctypes.c_double(), ctypes.c_double()
+        fragments: list[list[_Char]] = [[]]
+        visible = unmapped = 0
+        for index in range(count):
+            code = raw.FPDFText_GetUnicode(textpage, index)
+            ch = chr(code) if 0 < code < 0x110000 else "\ufffd"
+            generated = bool(raw.FPDFText_IsGenerated(textpage, index))
+            if ch in "\r\n":
+                if fragments[-1]:
+                    fragments.append([])
+                continue
+            raw.FPDFText_GetLooseCharBox(textpage, index, rect)
+            raw.FPDFText_GetCharOrigin(textpage, index, x, y)
+            size = raw.FPDFText_GetFontSize(textpage, index) if not generated else 0.0
+            fragments[-1].append(_Char(ch, rect.left, rect.right, y.value, size, generated))
+            if not ch.isspace():
+                visible += 1
+                if ch == "\ufffd" or 0xE000 <= ord(ch) <= 0xF8FF or unicodedata.category(ch) == "Cc":
+                    unmapped += 1
+        if visible == 0 or unmapped > visible / 2:  # a scan, or glyphs without a Unicode mapping
+            return []
+        lines = _merge_fragments([f for f in fragments if any(not c.text.isspace() for c in f)])
+        for line in lines:
+            line.text = _line_text(line)
+        return [line for line in lines if line.text.strip()]
+    finally:
+        textpage.close()
+
+
+def _merge_fragments(fragments: list[list[_Char]]) -> list[_Line]:
+    """Join consecutive pieces on the same baseline (pdfium splits right-to-left glyph runs)."""
+    lines: list[_Line] = []
+    for chars in fragments:
+        real = [c for c in chars if not c.generated and not c.text.isspace()] or chars
+        y = statistics.median(c.y for c in real)
+        size = statistics.median(c.size for c in real) or 1.0
+        if lines and abs(lines[-1].y - y) <= 0.3 * max(size, lines[-1].size):
+            previous = lines[-1]
+            previous.chars.append(_Char(" ", 0.0, 0.0, y, 0.0, True))
+            previous.chars.extend(chars)
+            previous.size = max(previous.size, size)
+        else:
+            lines.append(_Line(list(chars), y, size))
+    return lines
+
+
+def _line_text(line: _Line) -> str:
+    if not any(_has_rtl(c.text) for c in line.chars):
+        return "".join(c.text for c in line.chars)
+    atoms = _visual_atoms(line)
+    if _reads_forward(atoms):
+        return "".join(atoms)  # unshaped Arabic drawn left to right in logical order
+    return _visual_to_logical(atoms)
+
+
+_ARABIC_LETTERS = re.compile("[\u0621-\u064a\u0671-\u06d3]+")
+_ARABIC_MARKS = re.compile("[\u064b-\u065f\u0670]")
+
+
+def _reads_forward(atoms: Sequence[str]) -> bool:
+    """True when a right-to-left line's glyphs, read left to right, are already in logical order.
+
+    That is the case of generators that draw unshaped Arabic letters left to right (the page shows
+    them reversed, but the text is right). Word edges tell: logically "ال" starts words and "ة", "ى"
+    end them; read backwards, words end with "لا" and start with "ة" or "ى".
+    """
+    forward = backward = 0
+    for word in _ARABIC_LETTERS.findall(_ARABIC_MARKS.sub("", "".join(atoms))):
+        if len(word) < 2:
+            continue
+        forward += (len(word) > 2 and word.startswith("\u0627\u0644")) + (word[-1] in "\u0629\u0649")
+        backward += (len(word) > 2 and word.endswith("\u0644\u0627")) + (word[0] in "\u0629\u0649")
+    return forward > backward
+
+
+def _visual_atoms(line: _Line) -> list[str]:
+    """The glyphs of a line sorted left to right, with spaces where the glyphs are far apart."""
+    groups: list[_Char] = []
+    for c in line.chars:
+        if c.generated:
+            continue  # pdfium's guessed spaces and breaks: spacing is re-derived from positions
+        same_glyph = groups and abs(groups[-1].left - c.left) < 0.01 and abs(groups[-1].right - c.right) < 0.01
+        if groups and (same_glyph or (_bidi_class(c.text) == "M" and not groups[-1].text.isspace())):
+            g = groups[-1]  # a ligature's letters, or a letter and its marks: one displayed unit
+            g.text += c.text
+            g.left, g.right = min(g.left, c.left), max(g.right, c.right)
+        else:
+            groups.append(_Char(c.text, c.left, c.right, c.y, c.size, False))
+    for g in groups:
+        # A lam-alef ligature mapped to two letters comes out of pdfium's reversal as alef + lam.
+        if len(g.text) == 2 and g.text[0] in _ALEFS and g.text[1] == _LAM:
+            g.text = g.text[::-1]
+    groups.sort(key=lambda g: (g.left + g.right) / 2)
+    size = line.size or 10.0
+    atoms: list[str] = []
+    previous: _Char | None = None
+    for g in groups:
+        if g.text.isspace():
+            if atoms and atoms[-1] != " ":
+                atoms.append(" ")
+            previous = None
+            continue
+        if previous is not None and g.left - previous.right > 0.15 * size and atoms[-1] != " ":
+            atoms.append(" ")
+        atoms.append(g.text)
+        previous = g
+    while atoms and atoms[-1] == " ":
+        atoms.pop()
+    return atoms
+
+
+def _pdf_blocks(pages: list[tuple[int, list[_Line]]]) -> list[tuple[str, str, int, int | None]]:
+    """Paragraphs and headings from the lines of every page (headings: larger font than the body)."""
+    weights: dict[float, int] = {}
+    for _, lines in pages:
+        for line in lines:
+            key = round(line.size * 2) / 2
+            weights[key] = weights.get(key, 0) + len(line.text)
+    if not weights:
+        return []
+    body = max(weights, key=lambda k: weights[k])
+    heading_sizes = sorted((s for s in weights if s >= 1.2 * body), reverse=True)
+    level_of = {s: min(6, rank + 1) for rank, s in enumerate(heading_sizes)}
+
+    items: list[tuple[str, str, int, int | None]] = []
+    for number, lines in pages:
+        pitches = [a.y - b.y for a, b in zip(lines, lines[1:], strict=False) if a.y - b.y > 0]
+        usual = statistics.median(pitches) if pitches else 1.2 * body
+        current: list[str] = []
+        current_level = 0
+        previous: _Line | None = None
+        for line in lines:
+            level = level_of.get(round(line.size * 2) / 2, 0) if len(line.text) <= 200 else 0
+            if previous is not None:
+                pitch = previous.y - line.y
+                new_block = (
+                    level != current_level
+                    or pitch <= 0
+                    or pitch > 1.4 * usual + 0.01
+                    or abs(line.size - previous.size) > 0.15 * max(line.size, previous.size)
+                )
+                if new_block and current:
+                    items.append(_pdf_item(current, current_level, number))
+                    current = []
+            current.append(line.text)
+            current_level = level
+            previous = line
+        if current:
+            items.append(_pdf_item(current, current_level, number))
+    return items
+
+
+def _pdf_item(lines: list[str], level: int, page: int) -> tuple[str, str, int, int | None]:
+    text = ""
+    for line in lines:
+        line = line.strip()
+        if text.endswith("-") and len(text) > 1 and text[-2].isalpha() and line[:1].islower():
+            text += line  # a word hyphenated across lines: keep it whole ("exem-ple")
+        else:
+            text = f"{text} {line}" if text else line
+    return ("heading" if level else "paragraph", text, level, page)
+
+
+# --------------------------------------------------------------------------------------------------
+# OCR (tesseract command line)
+
+
+@functools.lru_cache(maxsize=1)
+def _tesseract_languages() -> frozenset[str]:
+    exe = shutil.which("tesseract")
+    if exe is None:
+        return frozenset()
+    try:
+        done = subprocess.run([exe, "--list-langs"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    lines = (done.stdout + "\n" + done.stderr).splitlines()
+    return frozenset(
+        line.strip() for line in lines if line.strip() and " " not in line.strip() and ":" not in line
+    )
+
+
+def _run_tesseract(image: Path, languages: str, name: str, *, dpi: int | None = None) -> str:
+    exe = shutil.which("tesseract")
+    if exe is None:
+        raise _unreadable(name, _INSTALL_OCR)
+    command = [exe, str(image), "stdout", "-l", languages]
+    if dpi:
+        command += ["--dpi", str(dpi)]
+    env = dict(os.environ)
+    env.setdefault("OMP_THREAD_LIMIT", "1")  # tesseract's OpenMP threads are slower, not faster
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=OCR_TIMEOUT_S, check=False, env=env)
+    except subprocess.TimeoutExpired:
+        raise _unreadable(name, f"OCR took longer than {OCR_TIMEOUT_S} s and was stopped") from None
+    except OSError as e:
+        raise _unreadable(name, f"cannot run tesseract ({e.strerror or type(e).__name__})") from None
+    if done.returncode != 0:
+        error = done.stderr.decode("utf-8", "replace")
+        reason = next((ln for ln in error.splitlines() if "rror" in ln), error.strip()[:200])
+        raise _unreadable(name, f"OCR failed: tesseract could not read the image ({_one_line(reason)})")
+    return done.stdout.decode("utf-8", "replace")
+
+
+def _ocr_pdf_page(page: Any, languages: str, name: str) -> str:
+    import numpy as np
+
+    width, height = page.get_size()
+    scale = min(OCR_DPI / 72, _OCR_MAX_SIDE_PX / max(width, height, 1))
+    bitmap = page.render(scale=scale, grayscale=True)
+    try:
+        pixels = np.ascontiguousarray(bitmap.to_numpy())
+    finally:
+        bitmap.close()
+    if pixels.ndim == 3:  # BGR(A) when pdfium ignored the grayscale request
+        pixels = np.ascontiguousarray(pixels[:, :, :3].mean(axis=2).astype(np.uint8))
+    with tempfile.TemporaryDirectory(prefix="manara-ocr-") as tmp:
+        image = Path(tmp) / "page.pgm"
+        header = f"P5\n{pixels.shape[1]} {pixels.shape[0]}\n255\n".encode("ascii")
+        image.write_bytes(header + pixels.tobytes())
+        return _run_tesseract(image, languages, name, dpi=round(72 * scale))
+
+
+def _ocr_paragraphs(text: str) -> list[str]:
+    """Paragraphs of tesseract's output (blank-line separated), without lines of pure noise."""
+    paragraphs = []
+    for chunk in re.split(r"\n\s*\n", text):
+        lines = [ln.strip() for ln in chunk.splitlines() if any(ch.isalnum() for ch in ln)]
+        if lines:
+            paragraphs.append(" ".join(lines))
+    return paragraphs
+
+
+_IMAGE_MAGIC = {
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    ".tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+}
+
+
+def _parse_image(path: Path, ocr_languages: str) -> ParsedDocument:
+    name = path.name
+    suffix = path.suffix.lower()
+    with path.open("rb") as f:
+        head = f.read(16)
+    if not head.startswith(_IMAGE_MAGIC[suffix]):
+        raise _unreadable(name, f"is not a valid {_KIND[suffix]} (unexpected file signature)")
+    if not ocr_available(ocr_languages):
+        raise _unreadable(name, f"an image can only be read with OCR; {_INSTALL_OCR}")
+    text = _run_tesseract(path, ocr_languages, name)
+    pages = text.split("\f")
+    if len(pages) > 1 and not pages[-1].strip():
+        pages.pop()  # tesseract ends every page with a form feed
+    items = [
+        ("paragraph", p, 0, number)
+        for number, page_text in enumerate(pages, start=1)
+        for p in _ocr_paragraphs(page_text)
+    ]
+    blocks = _blocks_from(items)
+    if not blocks:
+        raise _unreadable(name, "OCR found no text in this image")
+    notes = [f"read with OCR ({ocr_languages})"]
+    return ParsedDocument(None, blocks, len(pages), True, _MIME[suffix], notes)
+
+
+# --------------------------------------------------------------------------------------------------
+# DOCX
+
+
+_HEADING_STYLE = re.compile(r"(?i)^heading\s*([1-9])$")
+
+
+def _parse_docx(path: Path, ocr_languages: str) -> ParsedDocument:
+    import docx
+    from docx.table import Table
+
+    name = path.name
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise _unreadable(
+            name, "is a password-protected Word file or an old .doc, not a .docx; save it as .docx"
+        )
+    if not zipfile.is_zipfile(path):
+        raise _unreadable(name, "is not a valid Word (.docx) file: not a ZIP package (truncated or corrupt?)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            if z.testzip() is not None:
+                raise _unreadable(name, "the Word file is corrupt (a compressed part fails its check)")
+    except zipfile.BadZipFile:
+        raise _unreadable(name, "the Word file is corrupt (damaged ZIP package)") from None
+    document = docx.Document(str(path))
+    items: list[tuple[str, str, int, int | None]] = []
+    for element in document.iter_inner_content():
+        if isinstance(element, Table):
+            items.extend(("paragraph", row, 0, None) for row in _docx_table_rows(element))
+            continue
+        style = element.style.name if element.style is not None else ""
+        match = _HEADING_STYLE.match(style or "")
+        if match:
+            items.append(("heading", element.text, int(match.group(1)), None))
+        elif style == "Title":
+            items.append(("heading", element.text, 1, None))
+        else:
+            items.append(("paragraph", element.text, 0, None))
+    blocks = _blocks_from(items)
+    title = _clean(document.core_properties.title or "") or _first_heading(blocks)
+    return ParsedDocument(title or None, blocks, None, False, _MIME[".docx"], [])
+
+
+def _docx_table_rows(table: Any) -> Iterator[str]:
+    for row in table.rows:
+        seen: set[int] = set()
+        cells = []
+        for cell in row.cells:
+            if id(cell._tc) in seen:  # a merged cell is returned once per grid column it spans
+                continue
+            seen.add(id(cell._tc))
+            text = _one_line(cell.text)
+            if text:
+                cells.append(text)
+        if cells:
+            yield " | ".join(cells)
+
+
+# --------------------------------------------------------------------------------------------------
+# HTML
+
+
+_DROP_TAGS = ("script", "style", "nav", "header", "footer", "noscript", "template", "svg", "iframe")
+_HEADING_TAGS = {f"h{n}": n for n in range(1, 7)}
+_BLOCK_TAGS = frozenset(
+    "address article aside blockquote body caption center dd details dialog div dl dt fieldset "
+    "figcaption figure form hr html legend li main menu ol p pre section summary table tbody td tfoot "
+    "th thead ul".split()
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.IGNORECASE)
+
+
+def _html_encoding(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    match = _META_CHARSET.search(data[:4096])
+    if match:
+        try:
+            encoding = codecs.lookup(match.group(1).decode("ascii")).name
+        except LookupError:
+            encoding = ""
+        if encoding in ("latin-1", "iso8859-1", "ascii"):
+            return "cp1252"  # as browsers do (WHATWG encoding labels)
+        if encoding:
+            return encoding
+    return _detect_encoding(data[:_TEXT_SAMPLE])
+
+
+def _parse_html(path: Path, ocr_languages: str) -> ParsedDocument:
+    from selectolax.lexbor import LexborHTMLParser
+
+    data = path.read_bytes()
+    encoding = _html_encoding(data)
+    try:
+        html = data.decode(encoding)
+    except UnicodeDecodeError:
+        html = data.decode(_detect_encoding(data[:_TEXT_SAMPLE]), errors="replace")
+    _check_is_text(html, path.name)
+    tree = LexborHTMLParser(html)
+    title_node = tree.css_first("title")
+    title = _clean(title_node.text(deep=True)) if title_node is not None else ""
+    for node in tree.css(", ".join(_DROP_TAGS)):
+        node.decompose()
+    items: list[tuple[str, str, int, int | None]] = []
+    root = tree.body or tree.root
+    if root is not None:
+        _HtmlWalker(items).walk(root)
+    blocks = _blocks_from(items)
+    return ParsedDocument(title or _first_heading(blocks), blocks, None, False, _MIME[".html"], [])
+
+
+class _HtmlWalker:
+    """Flattens the DOM into blocks: block elements close the current paragraph, inline ones add to it."""
+
+    def __init__(self, items: list[tuple[str, str, int, int | None]]) -> None:
+        self.items = items
+        self.buffer: list[str] = []
+
+    def flush(self) -> None:
+        text = "".join(self.buffer)
+        self.buffer = []
+        if text.strip():
+            self.items.append(("paragraph", text, 0, None))
+
+    def walk(self, node: Any) -> None:
+        for child in node.iter(include_text=True):
+            tag = child.tag
+            if tag == "-text":
+                self.buffer.append(child.text_content or "")
+            elif tag in _HEADING_TAGS:
+                self.flush()
+                self.items.append(("heading", child.text(deep=True, separator=" "), _HEADING_TAGS[tag], None))
+            elif tag == "tr":
+                self.flush()
+                cells = [_one_line(c.text(deep=True, separator=" ")) for c in child.css("td, th")]
+                self.items.append(("paragraph", " | ".join(c for c in cells if c), 0, None))
+            elif tag == "br":
+                self.buffer.append(" ")
+            elif tag in _BLOCK_TAGS:
+                self.flush()
+                self.walk(child)
+                self.flush()
+            elif isinstance(tag, str) and not tag.startswith(("-", "_", "!")):
+                self.walk(child)  # inline element: its text joins the current paragraph
+
+
+# --------------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _parse_markdown(path: Path, ocr_languages: str) -> ParsedDocument:
+    from markdown_it import MarkdownIt
+
+    text = _read_text(path)
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)
+    items: list[tuple[str, str, int, int | None]] = []
+    row: list[str] | None = None
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.type == "heading_open":
+            items.append(("heading", _md_inline(tokens[i + 1]), int(token.tag[1]), None))
+            i += 3
+            continue
+        if token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close" and row is not None:
+            items.append(("paragraph", " | ".join(c for c in row if c), 0, None))
+            row = None
+        elif token.type == "inline" and row is not None:
+            row.append(_one_line(_md_inline(token)))
+        elif token.type == "inline":
+            items.append(("paragraph", _md_inline(token), 0, None))
+        elif token.type in ("fence", "code_block"):
+            items.append(("paragraph", token.content, 0, None))
+        elif token.type == "html_block":
+            items.append(("paragraph", _strip_html(token.content), 0, None))
+        i += 1
+    blocks = _blocks_from(items)
+    title = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), None)
+    return ParsedDocument(title or _first_heading(blocks), blocks, None, False, _MIME[".md"], [])
+
+
+def _md_inline(token: Any) -> str:
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(_md_inline(child))  # its alt text
+        elif child.type == "html_inline":
+            parts.append(_strip_html(child.content))
+    return "".join(parts)
+
+
+def _strip_html(fragment: str) -> str:
+    from selectolax.lexbor import LexborHTMLParser
+
+    root = LexborHTMLParser(fragment).body
+    return root.text(deep=True, separator=" ") if root is not None else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Plain text
+
+
+_NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)*)[.)]?\s+\S")
+_ENDS_WITH_PUNCTUATION = re.compile(r"[.,;:!?،؛؟…]$")
+
+
+def _detect_encoding(sample: bytes) -> str:
+    from manara.lake.readers import detect_encoding
+
+    return detect_encoding(sample)
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    encoding = _detect_encoding(data[:_TEXT_SAMPLE])
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        encoding = _detect_encoding(data)
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise _unreadable(
+                path.name, f"cannot decode the text ({encoding}): invalid byte at offset {e.start}"
+            ) from None
+    _check_is_text(text, path.name)
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _check_is_text(text: str, name: str) -> None:
+    sample = text[:_TEXT_SAMPLE]
+    controls = sum(1 for ch in sample if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+    if "\x00" in sample or controls > max(2, len(sample) // 100):
+        raise _unreadable(name, "does not look like text (binary data or a wrong file extension?)")
+
+
+def _txt_heading_level(paragraph: str) -> int:
+    """Heading level of a blank-line-separated paragraph, 0 if it is not a heading."""
+    if "\n" in paragraph or len(paragraph) > 80 or _ENDS_WITH_PUNCTUATION.search(paragraph):
+        return 0
+    match = _NUMBERED_HEADING.match(paragraph)
+    if match:
+        return min(6, match.group(1).count(".") + 1)
+    cased = [ch for ch in paragraph if ch.isalpha() and ch.lower() != ch.upper()]
+    return 1 if len(cased) >= 3 and all(ch.isupper() for ch in cased) else 0
+
+
+def _parse_txt(path: Path, ocr_languages: str) -> ParsedDocument:
+    text = _read_text(path)
+    items: list[tuple[str, str, int, int | None]] = []
+    for raw in re.split(r"\n[ \t\f\v]*\n", text):
+        paragraph = raw.strip()
+        if not paragraph:
+            continue
+        level = _txt_heading_level(paragraph)
+        items.append(("heading" if level else "paragraph", paragraph, level, None))
+    blocks = _blocks_from(items)
+    return ParsedDocument(_first_heading(blocks), blocks, None, False, _MIME[".txt"], [])
+
+
+_PARSERS: dict[str, Callable[[Path, str], ParsedDocument]] = {
+    ".pdf": _parse_pdf,
+    ".docx": _parse_docx,
+    ".html": _parse_html,
+    ".htm": _parse_html,
+    ".txt": _parse_txt,
+    ".md": _parse_markdown,
+    ".markdown": _parse_markdown,
+    ".png": _parse_image,
+    ".jpg": _parse_image,
+    ".jpeg": _parse_image,
+    ".tif": _parse_image,
+    ".tiff": _parse_image,
+}
