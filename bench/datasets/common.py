@@ -178,10 +178,11 @@ def merge_identical_queries(queries: Sequence[Query]) -> int:
     for group in groups.values():
         if len(group) < 2:
             continue
-        union = list(dict.fromkeys(rid for q in group for rid in q.relevant))
+        union = [rid for q in group for rid in q.relevant]
         for q in group:
-            if q.relevant != union:
-                q.relevant = list(union)
+            merged = list(dict.fromkeys([*q.relevant, *union]))  # its own documents first
+            if merged != q.relevant:
+                q.relevant = merged
                 changed += 1
     return changed
 

@@ -33,9 +33,44 @@ from manara.workspace import Workspace
 
 LANG_MARGIN = 0.02
 TERM_WEIGHT = 0.05
+TYPE_BONUS = 0.04  # a sentence of the kind the question asks for (a fee, a delay, a place, a list of papers)
+TOP_CHUNK_BONUS = 0.03
 CONTEXT_CHUNKS = 6
 _FAMILY = {"ar": "ar", "ary": "ar", "ary-Latn": "ar", "fr": "fr", "en": "en", "zgh": "zgh", "zgh-Latn": "zgh"}
 _WORDY = re.compile(r"\w", re.UNICODE)
+
+# (question cues, answer shape) per kind of question, in Darija (both scripts), MSA, French, English
+_KINDS = {
+    "cost": (
+        r"بشحال|بكم|كم (?:يكلف|تبلغ|ثمن|رسوم)|ثمن|تمن|رسوم|واجب|combien co[uû]t|co[uû]te|prix|frais|tarif|"
+        r"\bb?ch[h7]?al\b|bch7al|how much|\bfee|\bcost",
+        r"\d+\s*(?:درهم|دراهم|dh\b|mad\b|dirham)|مجان|gratuit|\bfree\b",
+    ),
+    "duration": (
+        r"مدة|شحال د(?:يال)? ?الوقت|كم من الوقت|متى|إمتى|امتى|d[ée]lai|combien de temps|quand|how long|\bwhen\b|"
+        r"\bimta\b|lw9t|lwa9t",
+        r"\d+\s*(?:يوم|أيام|ايام|أسبوع|أسابيع|شهر|أشهر|سنة|سنوات|jours?|semaines?|mois|ans?|days?|weeks?|months?|years?)"
+        r"|أسبوعين|شهرين|يومين|نفس اليوم|imm[ée]diat",
+    ),
+    "place": (
+        r"فين|أين|اين|فاين|\bo[uù]\b|where|\bfin\b|\bfine\b",
+        r"مقر|مكتب|مركز|مصلحة|الدائرة|العمالة|الباشوية|القيادة|الجماعة|المقاطعة|بوابة|pr[ée]fecture|consulat|centre|"
+        r"bureau|commune|mairie|ca[iï]dat|arrondissement|portail|en ligne|guichet|agence",
+    ),
+    "documents": (
+        r"وثائق|الوثائق|أوراق|الاوراق|لوراق|papiers|pi[èe]ces|documents|dossier|wra9|lwra9|lwata2i9",
+        r"الوثائق المطلوبة|صورة|صور|نسخة|pi[èe]ces? [àa] fournir|photo|copie|:",
+    ),
+}
+_KIND_RE = {k: (re.compile(q, re.I), re.compile(a, re.I)) for k, (q, a) in _KINDS.items()}
+
+
+def question_kinds(question: str) -> set[str]:
+    return {k for k, (cue, _) in _KIND_RE.items() if cue.search(question)}
+
+
+def answers_kind(sentence: str, kinds: set[str]) -> bool:
+    return any(_KIND_RE[k][1].search(sentence) for k in kinds)
 
 
 @dataclass
@@ -76,6 +111,7 @@ class _Candidate:
     end: int
     text: str
     score: float
+    similarity: float = 0.0
 
 
 def _candidates(hits: list[SearchHit]) -> list[_Candidate]:
@@ -110,9 +146,17 @@ def answer_question(
         vectors = backend.embed_passages([c.text for c in cands])
         cos = vectors @ result.query_vector
         wanted = set(analyze.analyze_query(question).terms)
+        kinds = question_kinds(question)
+        top = result.hits[0]
         for c, sim in zip(cands, cos, strict=True):
             words = set(analyze.terms(c.text))
-            c.score = float(sim) + TERM_WEIGHT * (len(words & wanted) / max(1, len(wanted)))
+            c.similarity = float(sim)
+            c.score = (
+                c.similarity
+                + TERM_WEIGHT * (len(words & wanted) / max(1, len(wanted)))
+                + (TYPE_BONUS if kinds and answers_kind(c.text, kinds) else 0.0)
+                + (TOP_CHUNK_BONUS if c.hit is top else 0.0)
+            )
         best = max(cands, key=lambda c: c.score)
         family = _FAMILY.get(result.lang)
         same_lang = [
@@ -121,8 +165,9 @@ def answer_question(
             if _FAMILY.get(c.hit.lang or "") == family and c.score >= best.score - LANG_MARGIN
         ]
         chosen = max(same_lang, key=lambda c: c.score) if same_lang else best
-        out.score = round(best.score, 4)
-        if best.score >= threshold:
+        # the threshold reads the plain similarity: how close the best evidence is to the question at all
+        out.score = round(max(c.similarity for c in cands), 4)
+        if out.score >= threshold:
             picked = [chosen]
             if chosen.text.endswith(":"):
                 following = [c for c in cands if c.hit is chosen.hit and c.start > chosen.end]

@@ -26,10 +26,14 @@ OVERLAP_WORDS = 30
 
 
 class BlockLike(Protocol):
-    kind: str
-    text: str
-    level: int
-    page: int | None
+    @property
+    def kind(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def page(self) -> int | None: ...
 
 
 @dataclass(frozen=True)

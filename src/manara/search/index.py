@@ -143,7 +143,9 @@ class CollectionIndex:
         if not terms or not self.size:
             return []
         should = [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "body", t)) for t in terms]
-        should += [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "skel", t)) for t in skeletons]
+        should += [
+            (tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "skel", t)) for t in skeletons
+        ]
         query = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, tantivy.Query.boolean_query(should)), *self._filter_clauses(flt)]
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -251,7 +252,9 @@ class _Writer:
                 if (
                     table.metadata.current_snapshot() is not None
                 ):  # replace, never duplicate (crash reruns too)
-                    tx.delete(isin("doc_id", ids), snapshot_properties=props)
+                    with warnings.catch_warnings():  # new documents match nothing: expected, not news
+                        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                        tx.delete(isin("doc_id", ids), snapshot_properties=props)
                 tx.append(data, snapshot_properties=props)
                 snapshot = tx.table_metadata.current_snapshot()
                 ev = audit.EventFields(

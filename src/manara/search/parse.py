@@ -261,8 +261,9 @@ def _has_rtl(text: str) -> bool:
     return any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text)
 
 
-# Inside a run of Latin words, these keep the run together ("CIN 2024", "art. 12-3", "x/y").
-_LATIN_JOINERS = frozenset(" \t.,:;/-–'’&_@+#")
+# A run of Latin words takes in the punctuation and digits between them ("CIN 2024", "n° 1-58-250"), as
+# the bidi algorithm does, but stops at brackets and percent signs: "%3.5" read backwards is "3.5%".
+_LATIN_STOPS = frozenset("()[]{}«»<>%\u066a\u2030")
 # Between digits, these keep a number together ("2024/05/12", "3.5", "1,000", "٣٫٥").
 _NUMBER_JOINERS = frozenset(".,:/\u066b\u066c")
 _MIRRORED_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"), ("«", "»"), ("<", ">"))
@@ -276,14 +277,15 @@ def _atom_class(atom: str) -> str:
     return "M"
 
 
-def _visual_to_logical(atoms: Sequence[str]) -> str:
+def _visual_to_logical(atoms: Sequence[str], align: str | None = None) -> str:
     """Logical text of a line given in visual (left-to-right) order.
 
     An atom is one displayed unit: a letter with its combining marks, a ligature's letters, a space.
-    Its own text is already in logical order. The paragraph direction is the majority script.
+    Its own text is already in logical order. `align` ("left"/"right") is the line's alignment on the
+    page when known; it settles the paragraph direction when the text itself does not.
     """
     classes = [_atom_class(a) for a in atoms]
-    rtl = classes.count("R") >= classes.count("L")
+    rtl = _is_rtl_paragraph(atoms, classes, align)
     units: list[list[str]] = []
     i, n = 0, len(atoms)
     while i < n:
@@ -299,18 +301,45 @@ def _visual_to_logical(atoms: Sequence[str]) -> str:
     return _fix_mirrored("".join("".join(u) for u in units))
 
 
+_TERMINAL = frozenset(".:;!?،؛؟…")
+
+
+def _is_rtl_paragraph(atoms: Sequence[str], classes: Sequence[str], align: str | None) -> bool:
+    """Direction of the paragraph a visual line belongs to.
+
+    In order: sentence punctuation at one end only (it ends the sentence: on the left in a
+    right-to-left paragraph); the same script at both ends; a clear majority (2:1) of letters; the
+    alignment on the page; a simple majority, right-to-left on a tie.
+    """
+    visible = [a for a in atoms if not a.isspace()]
+    if visible:
+        left_stop, right_stop = visible[0] in _TERMINAL, visible[-1] in _TERMINAL
+        if left_stop != right_stop:
+            return left_stop
+    strong = [c for c in classes if c in ("L", "R")]
+    if not strong:
+        return True
+    if strong[0] == strong[-1]:
+        return strong[0] == "R"
+    n_rtl = sum(len(a) for a, c in zip(atoms, classes, strict=True) if c == "R")
+    n_ltr = sum(len(a) for a, c in zip(atoms, classes, strict=True) if c == "L")
+    if n_rtl >= 2 * n_ltr or n_ltr >= 2 * n_rtl or align is None:
+        return n_rtl >= n_ltr
+    return align == "right"
+
+
 def _ltr_unit_end(atoms: Sequence[str], classes: Sequence[str], i: int) -> int:
     """End of the left-to-right unit starting at atom i in a right-to-left line (i if none).
 
-    A Latin word opens a run that takes in further Latin words and digits joined by spaces or light
-    punctuation (as the bidi algorithm makes "CIN 2024" one run); digits alone make a number.
+    A Latin word opens a run that takes in further Latin words and digits and what lies between them
+    (the bidi algorithm makes "CIN 2024" one run); digits alone make a number.
     """
     if classes[i] == "L":
         end = j = i + 1
         while j < len(atoms):
             if classes[j] in ("L", "N", "M"):
                 end = j = j + 1
-            elif atoms[j] in _LATIN_JOINERS:
+            elif classes[j] == "O" and not (set(atoms[j]) & _LATIN_STOPS):
                 j += 1
             else:
                 break
@@ -333,10 +362,23 @@ def _number_end(atoms: Sequence[str], classes: Sequence[str], i: int) -> int:
 
 
 def _rtl_unit_end(atoms: Sequence[str], classes: Sequence[str], i: int) -> int:
-    """End of the right-to-left run starting at atom i in a left-to-right line (i if none)."""
-    if classes[i] != "R":
+    """End of the right-to-left run starting at atom i in a left-to-right line (i if none).
+
+    The run starts with an Arabic letter, or with a number right before one (a number that ends an
+    Arabic phrase is shown on its left: "(7000 ددع"), unless a Latin word precedes the number, which
+    then belongs to it ("Le 12 ...").
+    """
+    j = i
+    if classes[i] == "N":
+        before = next((classes[k] for k in range(i - 1, -1, -1) if not atoms[k].isspace()), "O")
+        if before in ("L", "N"):
+            return i
+        j = _number_end(atoms, classes, i)
+        while j < len(atoms) and atoms[j].isspace():
+            j += 1
+    if j >= len(atoms) or classes[j] != "R":
         return i
-    end = j = i + 1
+    end = j = j + 1
     while j < len(atoms):
         if classes[j] in ("R", "M"):
             end = j = j + 1
@@ -358,13 +400,42 @@ def _reverse_rtl_run(atoms: Sequence[str], classes: Sequence[str]) -> list[str]:
     return [a for unit in reversed(units) for a in unit]
 
 
+_OPENS_AFTER = frozenset("«\"'“‘")
+_CLOSES_BEFORE = frozenset(".,;:!?،؛؟…»\"'”’")
+
+
 def _fix_mirrored(text: str) -> str:
-    """Swap bracket pairs that close before they open (generators disagree on mirroring)."""
+    """Repair brackets of a right-to-left line that do not pair up.
+
+    Generators disagree on mirroring, and pdfium mirrors what it takes for right-to-left runs, so a
+    bracket may come out as its twin: "(نص)" as ")نص(", "(CIN)" as ")CIN)", "أ)" as "أ(". Pairs that
+    all close before they open are swapped; otherwise each bracket takes the side its neighbours
+    show: after a space and before a word it opens, after a word and before a space it closes; when
+    no neighbour tells ("« texte «"), they alternate.
+    """
     for left, right in _MIRRORED_PAIRS:
-        if left not in text and right not in text:
+        if (left not in text and right not in text) or _balanced(text, left, right):
             continue
-        if not _balanced(text, left, right) and _balanced(text, right, left):
+        if _balanced(text, right, left):
             text = text.translate({ord(left): right, ord(right): left})
+            continue
+        chars = list(text)
+        undecided = []
+        for i, ch in enumerate(text):
+            if ch not in (left, right):
+                continue
+            before = text[i - 1] if i > 0 else " "
+            after = text[i + 1] if i + 1 < len(text) else " "
+            opens = (before.isspace() or before in _OPENS_AFTER) and not after.isspace()
+            closes = not before.isspace() and (after.isspace() or after in _CLOSES_BEFORE)
+            if opens != closes:
+                chars[i] = left if opens else right
+            else:
+                undecided.append(i)
+        if len(undecided) == text.count(left) + text.count(right) and len(undecided) % 2 == 0:
+            for k, i in enumerate(undecided):  # "« texte «": nothing to go by but order
+                chars[i] = left if k % 2 == 0 else right
+        text = "".join(chars)
     return text
 
 
@@ -532,6 +603,8 @@ def _pdf_page_lines(page: Any) -> list[_Line]:
         for index in range(count):
             code = raw.FPDFText_GetUnicode(textpage, index)
             ch = chr(code) if 0 < code < 0x110000 else "\ufffd"
+            if code == 2 and raw.FPDFText_IsHyphen(textpage, index):
+                ch = "-"  # pdfium marks a hyphen that ends a line (or a right-to-left piece) as U+0002
             generated = bool(raw.FPDFText_IsGenerated(textpage, index))
             if ch in "\r\n":
                 if fragments[-1]:
@@ -548,8 +621,18 @@ def _pdf_page_lines(page: Any) -> list[_Line]:
         if visible == 0 or unmapped > visible / 2:  # a scan, or glyphs without a Unicode mapping
             return []
         lines = _merge_fragments([f for f in fragments if any(not c.text.isspace() for c in f)])
-        for line in lines:
-            line.text = _line_text(line)
+        # Alignment is judged against the text area: the lines' extent, at least the middle 76 %.
+        extents = [_extent(line) for line in lines]
+        width = float(page.get_width())
+        page_left = min([left for left, _ in extents] + [0.12 * width])
+        page_right = max([right for _, right in extents] + [0.88 * width])
+        slack = 0.1 * (page_right - page_left)
+        for line, (left, right) in zip(lines, extents, strict=True):
+            flush_left, flush_right = left - page_left < slack / 3, page_right - right < slack / 3
+            align = None
+            if flush_left != flush_right:
+                align = "left" if flush_left else "right"
+            line.text = _line_text(line, align)
         return [line for line in lines if line.text.strip()]
     finally:
         textpage.close()
@@ -572,13 +655,18 @@ def _merge_fragments(fragments: list[list[_Char]]) -> list[_Line]:
     return lines
 
 
-def _line_text(line: _Line) -> str:
+def _extent(line: _Line) -> tuple[float, float]:
+    chars = [c for c in line.chars if not c.generated and not c.text.isspace()] or line.chars
+    return min(c.left for c in chars), max(c.right for c in chars)
+
+
+def _line_text(line: _Line, align: str | None) -> str:
     if not any(_has_rtl(c.text) for c in line.chars):
         return "".join(c.text for c in line.chars)
     atoms = _visual_atoms(line)
     if _reads_forward(atoms):
-        return "".join(atoms)  # unshaped Arabic drawn left to right in logical order
-    return _visual_to_logical(atoms)
+        return _fix_mirrored("".join(atoms))  # unshaped Arabic drawn left to right, logical order
+    return _visual_to_logical(atoms, align)
 
 
 _ARABIC_LETTERS = re.compile("[\u0621-\u064a\u0671-\u06d3]+")
@@ -589,15 +677,17 @@ def _reads_forward(atoms: Sequence[str]) -> bool:
     """True when a right-to-left line's glyphs, read left to right, are already in logical order.
 
     That is the case of generators that draw unshaped Arabic letters left to right (the page shows
-    them reversed, but the text is right). Word edges tell: logically "ال" starts words and "ة", "ى"
-    end them; read backwards, words end with "لا" and start with "ة" or "ى".
+    them reversed, but the text is right). Word edges tell: logically "ال" and a hamza-seated alef
+    (أ إ آ) start words, "ة" and "ى" end them; read backwards, it is the other way round.
     """
     forward = backward = 0
     for word in _ARABIC_LETTERS.findall(_ARABIC_MARKS.sub("", "".join(atoms))):
-        if len(word) < 2:
+        if len(word) < 3:
             continue
-        forward += (len(word) > 2 and word.startswith("\u0627\u0644")) + (word[-1] in "\u0629\u0649")
-        backward += (len(word) > 2 and word.endswith("\u0644\u0627")) + (word[0] in "\u0629\u0649")
+        forward += word.startswith("\u0627\u0644") + (word[0] in "\u0623\u0625\u0622")
+        forward += word[-1] in "\u0629\u0649"
+        backward += word.endswith("\u0644\u0627") + (word[-1] in "\u0623\u0625\u0622")
+        backward += word[0] in "\u0629\u0649"
     return forward > backward
 
 
@@ -607,9 +697,10 @@ def _visual_atoms(line: _Line) -> list[str]:
     for c in line.chars:
         if c.generated:
             continue  # pdfium's guessed spaces and breaks: spacing is re-derived from positions
-        same_glyph = groups and abs(groups[-1].left - c.left) < 0.01 and abs(groups[-1].right - c.right) < 0.01
-        if groups and (same_glyph or (_bidi_class(c.text) == "M" and not groups[-1].text.isspace())):
-            g = groups[-1]  # a ligature's letters, or a letter and its marks: one displayed unit
+        g = groups[-1] if groups else None
+        same_glyph = g is not None and abs(g.left - c.left) < 0.01 and abs(g.right - c.right) < 0.01
+        if g is not None and (same_glyph or (_bidi_class(c.text) == "M" and not g.text.isspace())):
+            # A ligature's letters, or a letter and its marks: one displayed unit.
             g.text += c.text
             g.left, g.right = min(g.left, c.left), max(g.right, c.right)
         else:
@@ -651,9 +742,9 @@ def _pdf_blocks(pages: list[tuple[int, list[_Line]]]) -> list[tuple[str, str, in
     level_of = {s: min(6, rank + 1) for rank, s in enumerate(heading_sizes)}
 
     items: list[tuple[str, str, int, int | None]] = []
-    for number, lines in pages:
+    for number, lines in _drop_page_furniture(pages):
         pitches = [a.y - b.y for a, b in zip(lines, lines[1:], strict=False) if a.y - b.y > 0]
-        usual = statistics.median(pitches) if pitches else 1.2 * body
+        usual = statistics.median(pitches) if pitches else 1.5 * body
         current: list[str] = []
         current_level = 0
         previous: _Line | None = None
@@ -664,7 +755,8 @@ def _pdf_blocks(pages: list[tuple[int, list[_Line]]]) -> list[tuple[str, str, in
                 new_block = (
                     level != current_level
                     or pitch <= 0
-                    or pitch > 1.4 * usual + 0.01
+                    or pitch > 1.4 * usual + 0.01  # clearly more than the page's line pitch
+                    or pitch > 2.0 * max(line.size, previous.size)  # about a blank line
                     or abs(line.size - previous.size) > 0.15 * max(line.size, previous.size)
                 )
                 if new_block and current:
@@ -676,6 +768,40 @@ def _pdf_blocks(pages: list[tuple[int, list[_Line]]]) -> list[tuple[str, str, in
         if current:
             items.append(_pdf_item(current, current_level, number))
     return items
+
+
+_PAGE_NUMBER = re.compile(
+    r"^(?:page|p\.|صفحة|الصفحة)?\s*[-–—(]?\s*(?:\d+|[ivxlcdm]+)\s*(?:(?:/|sur|of|من)\s*\d+)?\s*[-–—)]?$",
+    re.IGNORECASE,
+)
+
+
+def _drop_page_furniture(pages: list[tuple[int, list[_Line]]]) -> list[tuple[int, list[_Line]]]:
+    """Drop page numbers and running headers/footers (the same first or last line on most pages)."""
+
+    def key(line: _Line) -> tuple[float, str]:
+        return round(line.size), re.sub(r"\d+", "#", _one_line(line.text))
+
+    counts: dict[tuple[float, str], int] = {}
+    for _, lines in pages:
+        for edge in {key(lines[0]), key(lines[-1])}:
+            counts[edge] = counts.get(edge, 0) + 1
+    threshold = max(3, (len(pages) + 1) // 2)
+    repeated = {k for k, c in counts.items() if c >= threshold}
+
+    def furniture(line: _Line) -> bool:
+        return bool(_PAGE_NUMBER.match(_one_line(line.text))) or key(line) in repeated
+
+    result = []
+    for number, lines in pages:
+        start, end = 0, len(lines)
+        while start < min(2, end) and furniture(lines[start]):
+            start += 1
+        while end > max(start, len(lines) - 2) and furniture(lines[end - 1]):
+            end -= 1
+        if start < end:
+            result.append((number, lines[start:end]))
+    return result
 
 
 def _pdf_item(lines: list[str], level: int, page: int) -> tuple[str, str, int, int | None]:
@@ -860,14 +986,48 @@ def _docx_table_rows(table: Any) -> Iterator[str]:
 _DROP_TAGS = ("script", "style", "nav", "header", "footer", "noscript", "template", "svg", "iframe")
 _HEADING_TAGS = {f"h{n}": n for n in range(1, 7)}
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote body caption center dd details dialog div dl dt fieldset "
-    "figcaption figure form hr html legend li main menu ol p pre section summary table tbody td tfoot "
-    "th thead ul".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "form",
+        "hr",
+        "html",
+        "legend",
+        "li",
+        "main",
+        "menu",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "ul",
+    ]
 )
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:\-]+)""", re.IGNORECASE)
 
 
-def _html_encoding(data: bytes) -> str:
+def _html_encoding(data: bytes, name: str) -> str:
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -882,18 +1042,18 @@ def _html_encoding(data: bytes) -> str:
             return "cp1252"  # as browsers do (WHATWG encoding labels)
         if encoding:
             return encoding
-    return _detect_encoding(data[:_TEXT_SAMPLE])
+    return _detect_encoding(data[:_TEXT_SAMPLE], name)
 
 
 def _parse_html(path: Path, ocr_languages: str) -> ParsedDocument:
     from selectolax.lexbor import LexborHTMLParser
 
     data = path.read_bytes()
-    encoding = _html_encoding(data)
+    encoding = _html_encoding(data, path.name)
     try:
         html = data.decode(encoding)
     except UnicodeDecodeError:
-        html = data.decode(_detect_encoding(data[:_TEXT_SAMPLE]), errors="replace")
+        html = data.decode(_detect_encoding(data[:_TEXT_SAMPLE], path.name), errors="replace")
     _check_is_text(html, path.name)
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
@@ -1009,19 +1169,25 @@ _NUMBERED_HEADING = re.compile(r"^(\d+(?:\.\d+)*)[.)]?\s+\S")
 _ENDS_WITH_PUNCTUATION = re.compile(r"[.,;:!?،؛؟…]$")
 
 
-def _detect_encoding(sample: bytes) -> str:
+def _detect_encoding(sample: bytes, name: str) -> str:
+    from manara.errors import EncodingError
     from manara.lake.readers import detect_encoding
 
-    return detect_encoding(sample)
+    try:
+        return detect_encoding(sample)
+    except EncodingError:
+        raise _unreadable(
+            name, "does not look like text: its encoding cannot be recognised (binary data?)"
+        ) from None
 
 
 def _read_text(path: Path) -> str:
     data = path.read_bytes()
-    encoding = _detect_encoding(data[:_TEXT_SAMPLE])
+    encoding = _detect_encoding(data[:_TEXT_SAMPLE], path.name)
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError:
-        encoding = _detect_encoding(data)
+        encoding = _detect_encoding(data, path.name)
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError as e:
@@ -1040,24 +1206,27 @@ def _check_is_text(text: str, name: str) -> None:
 
 
 def _txt_heading_level(paragraph: str) -> int:
-    """Heading level of a blank-line-separated paragraph, 0 if it is not a heading."""
-    if "\n" in paragraph or len(paragraph) > 80 or _ENDS_WITH_PUNCTUATION.search(paragraph):
+    """Heading level of a one-line paragraph (cleaned), 0 if it is not a heading."""
+    if len(paragraph) > 80 or _ENDS_WITH_PUNCTUATION.search(paragraph):
         return 0
     match = _NUMBERED_HEADING.match(paragraph)
     if match:
         return min(6, match.group(1).count(".") + 1)
-    cased = [ch for ch in paragraph if ch.isalpha() and ch.lower() != ch.upper()]
-    return 1 if len(cased) >= 3 and all(ch.isupper() for ch in cased) else 0
+    letters = [ch for ch in paragraph if ch.isalpha()]
+    cased = [ch for ch in letters if ch.lower() != ch.upper()]
+    if len(cased) >= 3 and len(cased) * 2 >= len(letters) and all(ch.isupper() for ch in cased):
+        return 1
+    return 0
 
 
 def _parse_txt(path: Path, ocr_languages: str) -> ParsedDocument:
     text = _read_text(path)
     items: list[tuple[str, str, int, int | None]] = []
     for raw in re.split(r"\n[ \t\f\v]*\n", text):
-        paragraph = raw.strip()
+        paragraph = _clean(raw)
         if not paragraph:
             continue
-        level = _txt_heading_level(paragraph)
+        level = 0 if "\n" in raw.strip() else _txt_heading_level(paragraph)
         items.append(("heading" if level else "paragraph", paragraph, level, None))
     blocks = _blocks_from(items)
     return ParsedDocument(_first_heading(blocks), blocks, None, False, _MIME[".txt"], [])

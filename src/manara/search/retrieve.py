@@ -1,4 +1,4 @@
-"""Hybrid retrieval: BM25 over Manara terms + dense vectors, fused by weighted reciprocal rank.
+"""Hybrid retrieval: BM25 over Manara terms + dense vectors, fused by a weighted sum of normalised scores.
 
 1. Access first: the collection's read role is checked, then a filter of the classifications the
    caller is cleared for and the read roles they hold (plus the caller's metadata filters) is
@@ -6,10 +6,12 @@
 2. Lexical: BM25 (tantivy) over the query's Manara terms, Arabizi also in Arabic script.
 3. Dense: the query embedded by the collection's model (the Arabizi query's Arabic-script form
    too, averaged), exact cosine over the allowed chunks.
-4. Fusion: score = w_lex / (60 + rank_lex) + 1 / (60 + rank_dense). w_lex is the share of the
-   query's IDF mass found in the collection: 1 when every term occurs, near 0 for a question in
-   another script than the documents (Arabic question, English passages), so BM25 noise cannot
-   drag a cross-lingual dense ranking down.
+4. Fusion: a convex combination of the two scores, each min-max normalised over its own
+   candidates: 0.2 × BM25 + 0.8 × cosine (a chunk missing from one list scores 0 there). Chosen
+   over reciprocal rank fusion by measurement (bench/fusion_sweep.py, docs/decisions/0004): RRF
+   gives a weak retriever's rank 1 the same pull as a strong one's, which dragged cross-lingual
+   sets (Arabic question, English passages: BM25 recall@5 0.12) from MRR 0.73 to 0.55, while the
+   convex rule beats dense alone on every set measured.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from manara.search.index import CollectionIndex, Filter, open_index
 from manara.workspace import Workspace
 
 MODES = ("hybrid", "lexical", "dense")
-RRF_K = 60
+FUSION_ALPHA = 0.2  # weight of normalised BM25 in hybrid scores
+RRF_K = 60  # for bench/fusion_sweep.py's comparison
 FILTERABLE = ("lang", "doc_id", "source", "classification")
 
 
@@ -66,7 +69,7 @@ class SearchResult:
     lang: str
     arabizi: bool
     mode: str
-    lexical_weight: float
+    lexical_coverage: float  # share of the query's IDF mass found in the collection (0: no word of it occurs)
     hits: list[SearchHit]
     took_ms: float
     query_vector: np.ndarray | None = field(default=None, repr=False)
@@ -117,7 +120,7 @@ def access_filter(principal: Principal, filters: dict[str, list[str]] | None = N
     return flt
 
 
-def lexical_weight(index: CollectionIndex, terms: list[str], field: str = "body") -> float:
+def lexical_coverage(index: CollectionIndex, terms: list[str], field: str = "body") -> float:
     """The share of the query's IDF mass that occurs in the collection (0..1)."""
     if not terms or not index.size:
         return 0.0
@@ -173,24 +176,31 @@ def search(
 
 @dataclass
 class Rankings:
-    """The candidates of each retriever, best first, as (row, score); and the lexical weight."""
+    """The candidates of each retriever, best first, as (row, score); and the lexical coverage."""
 
     lexical: list[tuple[int, float]]
     dense: list[tuple[int, float]]
-    weight: float
+    coverage: float
     query_vector: np.ndarray | None
 
-    def fused(self, mode: str) -> list[tuple[int, float]]:
+    def fused(self, mode: str, alpha: float = FUSION_ALPHA) -> list[tuple[int, float]]:
         if mode == "lexical":
             return self.lexical
         if mode == "dense":
             return self.dense
-        scores: dict[int, float] = {}
-        for i, (row, _) in enumerate(self.lexical):
-            scores[row] = scores.get(row, 0.0) + self.weight / (RRF_K + i + 1)
-        for i, (row, _) in enumerate(self.dense):
-            scores[row] = scores.get(row, 0.0) + 1.0 / (RRF_K + i + 1)
+        lexical, dense = _minmax(self.lexical), _minmax(self.dense)
+        scores = {
+            r: alpha * lexical.get(r, 0.0) + (1 - alpha) * dense.get(r, 0.0) for r in lexical.keys() | dense
+        }
         return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _minmax(pairs: list[tuple[int, float]]) -> dict[int, float]:
+    if not pairs:
+        return {}
+    values = [v for _, v in pairs]
+    lo, hi = min(values), max(values)
+    return {r: (v - lo) / (hi - lo) if hi > lo else 1.0 for r, v in pairs}
 
 
 def rankings(
@@ -199,18 +209,16 @@ def rankings(
 ) -> Rankings:  # fmt: skip
     lexical: list[tuple[int, float]] = []
     dense: list[tuple[int, float]] = []
-    weight, qvec = 0.0, None
+    coverage, qvec = 0.0, None
     if mode in ("hybrid", "lexical"):
         lexical = index.lexical(qa.terms, flt, depth, qa.skeletons)
-        weight = 1.0
-        if mode == "hybrid":
-            weight = max(lexical_weight(index, qa.terms), lexical_weight(index, qa.skeletons, "skel"))
+        coverage = max(lexical_coverage(index, qa.terms), lexical_coverage(index, qa.skeletons, "skel"))
     if mode in ("hybrid", "dense"):
         backend = get_backend(info.embedding_model, _key(ws))
         qvec = backend.embed_queries(qa.dense_texts).mean(axis=0)
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
         dense = index.dense(qvec, index.mask(flt), depth)
-    return Rankings(lexical, dense, weight, qvec)
+    return Rankings(lexical, dense, coverage, qvec)
 
 
 def _rank(
@@ -224,7 +232,7 @@ def _rank(
     depth: int,
 ) -> None:
     ranks = rankings(ws, info, index, qa, flt, depth, result.mode)
-    result.lexical_weight = ranks.weight
+    result.lexical_coverage = ranks.coverage
     result.query_vector = ranks.query_vector
     fused = dict(ranks.fused(result.mode)[:k])
     top = list(fused)

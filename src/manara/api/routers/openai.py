@@ -63,7 +63,11 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] = Field(..., description="a text or a list of texts")
     model: str
     encoding_format: str = Field("float", description="float | base64")
-    input_type: str = Field("passage", description="Manara extension: 'query' or 'passage' (E5 prefixes)")
+    input_type: str = Field(
+        "passage",
+        description="Manara extension: 'query' or 'passage' (the E5 prefix to use). A text that already "
+        "starts with 'query: ' or 'passage: ' (as E5 clients send) is taken as that kind, prefix removed.",
+    )
     user: str | None = None
 
 
@@ -72,7 +76,7 @@ def embeddings(body: EmbeddingRequest, ws: Ws, principal: Caller) -> dict[str, A
     """Embed texts with the local model (L2-normalised float32)."""
     if body.model not in _model_names(ws):
         raise NotFound(f"model '{body.model}' is not served here; GET /v1/models lists the hub's models")
-    texts = [body.input] if isinstance(body.input, str) else body.input
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if not texts or len(texts) > MAX_INPUTS:
         raise BadRequest(f"'input' must hold 1 to {MAX_INPUTS} texts")
     if any(not isinstance(t, str) or not t.strip() for t in texts):
@@ -80,7 +84,20 @@ def embeddings(body: EmbeddingRequest, ws: Ws, principal: Caller) -> dict[str, A
     if body.encoding_format not in ("float", "base64") or body.input_type not in ("query", "passage"):
         raise BadRequest("encoding_format must be float or base64; input_type query or passage")
     backend = _backend(ws)
-    vectors = backend.embed_queries(texts) if body.input_type == "query" else backend.embed_passages(texts)
+    kinds = []
+    for i, text in enumerate(texts):
+        for kind in ("query", "passage"):
+            if text.startswith(kind + ": "):
+                texts[i] = text[len(kind) + 2 :]
+                kinds.append(kind)
+                break
+        else:
+            kinds.append(body.input_type)
+    vectors = np.empty((len(texts), backend.dim), dtype=np.float32)
+    for kind, embed in (("query", backend.embed_queries), ("passage", backend.embed_passages)):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        if rows:
+            vectors[rows] = embed([texts[i] for i in rows])
     data = []
     for i, v in enumerate(vectors):
         v32 = np.asarray(v, dtype=np.float32)
