@@ -35,6 +35,35 @@ note_result() {
 
 have_pg() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
 
+# Document tests (tests/search/test_parse.py) need tesseract with Arabic and French data, and the
+# DejaVu fonts to draw the Arabic PDFs and scans they read.
+have_tesseract() {
+    [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || return 1
+    command -v tesseract >/dev/null || return 1
+    local langs
+    langs="$(tesseract --list-langs 2>&1)" || return 1
+    grep -qx 'ara' <<<"$langs" && grep -qx 'fra' <<<"$langs"
+}
+
+ensure_tesseract() {
+    have_tesseract && return 0
+    if [[ "$(id -u)" -eq 0 ]]; then
+        echo "test.sh: installing tesseract-ocr with Arabic and French data (apt-get)..."
+        { apt-get update -qq \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                tesseract-ocr tesseract-ocr-ara tesseract-ocr-fra fonts-dejavu-core >/dev/null; } \
+            || echo "test.sh: apt-get install tesseract-ocr tesseract-ocr-ara tesseract-ocr-fra failed" >&2
+    fi
+    if ! have_tesseract; then
+        if [[ "${CI:-}" == "true" ]]; then
+            echo "test.sh: ERROR: tesseract with 'ara' and 'fra' language data not found and could not be" \
+                "installed; CI requires the OCR tests." >&2
+            exit 1
+        fi
+        echo "tesseract not found: install tesseract-ocr tesseract-ocr-ara tesseract-ocr-fra to run the OCR tests"
+    fi
+}
+
 run_sqlite() {
     echo "=== tests on SQLite ==="
     local rc=0
@@ -71,6 +100,8 @@ run_postgresql() {
     ran+=(postgresql)
     note_result postgresql "$rc"
 }
+
+ensure_tesseract
 
 for backend in $BACKENDS; do
     "run_$backend"

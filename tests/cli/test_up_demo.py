@@ -101,8 +101,18 @@ def test_up_demo_serves_and_restarts_on_same_workspace(
         resp = _get(base, "/api/v1/datasets", token)
         assert resp.status_code == 200, resp.text
         first_listing = {d["name"]: d for d in resp.json()}
-        assert set(first_listing) == DEMO_DATASETS
+        assert set(first_listing) == DEMO_DATASETS | {"procedures__documents", "procedures__chunks"}
         assert all(d["rows"] > 0 and d["snapshot_id"] for d in first_listing.values())
+
+        # the demo collection answers a Darija question with the procedure sheet
+        found = httpx.post(
+            f"{base}/api/v1/search",
+            json={"query": "كيفاش نجدد البطاقة الوطنية؟", "collection": "procedures", "k": 3},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert found.status_code == 200, found.text
+        assert any("cnie" in h["doc_id"] or "cin" in h["doc_id"] for h in found.json()["hits"])
         assert first_listing["suppliers"]["description"].startswith("Registre des fournisseurs")
 
         total = _sql(base, token, "SELECT count(*) AS n FROM citizen_requests")[0]["n"]

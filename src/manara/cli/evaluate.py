@@ -113,6 +113,14 @@ def search(
                 for lang in langs
             ]  # fmt: skip
             print_rows(lang_rows, title="per query language")
+            pairs = report[SYSTEMS[0]]["by_source_lang"]
+            if len(pairs) > len(langs):
+                pair_rows = [
+                    {"question → sources": pair, "queries": pairs[pair]["queries"],
+                     **{f"{s} r@5": report[s]["by_source_lang"][pair]["recall@5"] for s in SYSTEMS}}
+                    for pair in pairs
+                ]  # fmt: skip
+                print_rows(pair_rows, title="per question language and language of its sources")
         if as_json:
             sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
 

@@ -34,6 +34,7 @@ app.add_typer(text_cli.text_app, name="text")
 app.add_typer(eval_cli.eval_app, name="eval")
 app.add_typer(search_cli.collection_app, name="collection")
 app.command("search")(search_cli.search)
+app.command("ask")(search_cli.ask)
 app.command("ingest")(data_cli.ingest)
 app.command("datasets")(data_cli.datasets)
 app.command("sql")(data_cli.sql)
@@ -150,6 +151,14 @@ def up(
             )
             if not loaded:
                 err_console.print("  demo datasets already loaded")
+            from manara.demo.load import DEMO_COLLECTION, load_demo_collection
+
+            added = load_demo_collection(ws, ws.principal(actor="cli:up"))
+            err_console.print(
+                f"  demo collection [bold]{DEMO_COLLECTION}[/]: {added} documents added"
+                if added
+                else f"  demo collection {DEMO_COLLECTION} already loaded"
+            )
             console.print(f"\nManara {__version__} — workspace {s.home}")
             console.print(f"  URL:        http://{host or s.host}:{port or s.port}/")
             console.print(f"  API docs:   http://{host or s.host}:{port or s.port}/api/v1/docs")

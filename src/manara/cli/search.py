@@ -196,3 +196,43 @@ def _marked(text: str, spans: list[tuple[int, int]]) -> str:
         pos = e
     out.append(escape(text[pos:]))
     return "".join(out).replace("\n", " ")
+
+
+def ask(
+    question: str,
+    collection: str = typer.Option(..., "--collection", "-c"),
+    filters: list[str] = typer.Option(
+        [], "--filter", "-f", help="FIELD=VALUE[,VALUE] on lang, doc_id, source"
+    ),
+    threshold: float | None = typer.Option(None, "--threshold", help="override answer_threshold"),
+    generate: bool | None = typer.Option(
+        None, "--generate/--no-generate", help="use the configured chat server (default: when one is set)"
+    ),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Answer from the documents, quoting the supporting sentences with their sources; or say none was found."""
+    from manara.search.answer import answer_question
+
+    def go() -> None:
+        ws = workspace()
+        a = answer_question(ws, operator(ws, tenant), collection, question, threshold=threshold,
+                            filters=_parse_filters(filters), generate=generate)  # fmt: skip
+        if as_json:
+            print_json(a.as_dict())
+            return
+        if not a.found:
+            console.print(
+                f"[yellow]{escape(a.message or 'no answer found')}[/] [dim](score {a.score:.3f} < {a.threshold:.3f})[/]"
+            )
+            return
+        console.print(escape(a.answer or ""), soft_wrap=True)
+        for c in a.citations:
+            where = f"p. {c.page}, " if c.page else ""
+            console.print(
+                f"  [dim][{c.n}] {escape(c.title or c.source or c.doc_id)} ({escape(c.source or '')}, {where}chars {c.char_start}-{c.char_end})[/]"
+            )
+        if a.message:
+            console.print(f"[dim]{escape(a.message)}[/]")
+
+    run(go)

@@ -30,3 +30,30 @@ def load_demo(
         if on_result:
             on_result(result)
     return results
+
+
+DEMO_COLLECTION = "procedures"
+
+
+def load_demo_collection(ws: Workspace, principal: Principal) -> int:
+    """The `procedures` collection: Manara's gold set of Moroccan procedure sheets (Arabic and French).
+
+    Returns the number of documents added (0 when it was loaded already).
+    """
+    import json
+    from importlib import resources
+
+    from manara.search.collections import create_collection, list_collections
+    from manara.search.ingest import TextDocument, ingest_texts
+
+    if DEMO_COLLECTION not in {c.name for c in list_collections(ws, principal)}:
+        create_collection(
+            ws, principal, DEMO_COLLECTION, description="Moroccan public-service procedures (demo, illustrative)"
+        )
+    corpus = resources.files("manara.search").joinpath("gold/corpus.jsonl").read_text(encoding="utf-8")
+    docs = []
+    for line in corpus.splitlines():
+        if line.strip():
+            row = json.loads(line)
+            docs.append(TextDocument(row["id"], row["text"], row.get("title"), row.get("lang"), f"{row['id']}.txt"))
+    return ingest_texts(ws, principal, DEMO_COLLECTION, docs).count("added")

@@ -184,6 +184,10 @@ def evaluate_search(
         flt = access_filter(principal)
         overall = {s: Metrics() for s in SYSTEMS}
         by_lang: dict[str, dict[str, Metrics]] = {}
+        by_pair: dict[
+            str, dict[str, Metrics]
+        ] = {}  # "ary→fr": Darija questions whose sources are French only
+        doc_lang = {d.doc_id: d.lang for d in docs}
         for i, q in enumerate(queries, 1):
             qa = analyze.analyze_query(q.query)
             ranks = rankings(ws, info, index, qa, flt, DEPTH)
@@ -194,9 +198,14 @@ def evaluate_search(
                 "bm25": baseline.search(q.query, 10),
             }
             lang_metrics = by_lang.setdefault(q.lang or "und", {s: Metrics() for s in SYSTEMS})
+            targets = sorted({doc_lang[r] or "und" for r in q.relevant})
+            pair = by_pair.setdefault(
+                f"{q.lang or 'und'}→{'+'.join(targets)}", {s: Metrics() for s in SYSTEMS}
+            )
             for system, docs_ranked in ranked.items():
                 overall[system].add(docs_ranked, set(q.relevant))
                 lang_metrics[system].add(docs_ranked, set(q.relevant))
+                pair[system].add(docs_ranked, set(q.relevant))
             if progress:
                 progress("searching", i, len(queries))
         ws.engine.dispose()

@@ -303,7 +303,7 @@ def ingest_paths(
     progress: Callable[[str, int], None] | None = None,
 ) -> CollectionIngestResult:
     """Ingest files and folders; `progress(stage, n)` reports 'files' and 'embedded' counts."""
-    principal.require(Role.analyst, "adding documents")
+    principal.require(Role.steward, "adding documents")
     info = get_collection(ws, principal, collection, action="adding documents to")
     t0 = time.perf_counter()
     cls, role = _labels(info, classification, read_role)
@@ -361,7 +361,7 @@ def ingest_texts(
     progress: Callable[[str, int], None] | None = None,
 ) -> CollectionIngestResult:
     """Ingest documents given as text (paragraphs separated by blank lines), with the same rules as files."""
-    principal.require(Role.analyst, "adding documents")
+    principal.require(Role.steward, "adding documents")
     info = get_collection(ws, principal, collection, action="adding documents to")
     t0 = time.perf_counter()
     cls, role = _labels(info, classification, read_role)

@@ -8,10 +8,11 @@ exception escapes.
 Per format
 ----------
 * PDF (pypdfium2): characters come from pdfium's text page with their positions and font sizes.
-  Lines are grouped on their baseline, paragraphs are split where the gap between lines is clearly
-  larger than the page's usual line pitch, and lines set in a font at least 20 % larger than the
-  body text become headings (one level per distinct size). The `Title` metadata is the title.
-  A page without a text layer (a scan) is rendered at 300 dpi and read by the `tesseract` command.
+  Pieces on one baseline make a line; paragraphs break where the gap between lines is clearly
+  larger than the page's usual line pitch (or about a blank line); lines set at least 20 % larger
+  than the body text become headings, one level per distinct size. Page numbers and running
+  headers/footers (the same first or last line on most pages) are dropped. The `Title` metadata is
+  the title. A page without a text layer (a scan) is rendered at 300 dpi and read by `tesseract`.
 * DOCX (python-docx): "Heading N" / "Title" styles are headings, other paragraphs and list items are
   paragraphs, each table row is a paragraph with its cells joined by " | ".
 * HTML (selectolax): scripts, styles, navigation, headers and footers are dropped; h1-h6 are
@@ -25,34 +26,42 @@ Per format
 
 Right-to-left text and visual order
 -----------------------------------
-PDF stores glyphs, not sentences. Modern generators write Arabic in logical order or shape it
-themselves and map each glyph back to its letters; legacy ones (reportlab or fpdf with
-arabic-reshaper + python-bidi, old report writers) store each line already reversed, in *visual*
-order, with Arabic presentation forms (U+FB50-U+FDFF, U+FE70-U+FEFF). pdfium applies its own crude
-reordering to right-to-left runs (it reverses "CIN 2024" into "2024 CIN" and splits glyph-by-glyph
-output into one "line" per word), so its text cannot be trusted for Arabic.
+A PDF stores positioned glyphs, not sentences, and Arabic reaches it in three ways:
 
-For any line that contains right-to-left letters we therefore ignore the order of the text layer
-and rebuild the line from geometry: the glyphs, sorted left to right by position, *are* the visual
-order whatever order the file stored them in, and spaces are re-inserted where the gap between two
-glyphs is wider than a fraction of the font size. The visual line is then turned back into logical
-order by inverting the Unicode bidi algorithm for a right-to-left paragraph: the sequence is
-reversed, except that runs of Latin words (with the digits that follow them, "CIN 2024") and numbers
-("2024/05/12", "3.5") keep their left-to-right order. Brackets that end up closing before they open
-(mirroring differs between generators) are swapped back. A line mostly in Latin script is treated as
-a left-to-right paragraph in which only the Arabic runs are reversed. Lines without right-to-left
-letters keep pdfium's text, spacing and order.
+1. shaped by the generator (Word, LibreOffice, HarfBuzz): glyphs drawn in visual order, each mapped
+   back to its letters;
+2. legacy tools (reportlab or fpdf with arabic-reshaper + python-bidi, old report writers): each line
+   shaped into presentation forms (U+FB50-U+FDFF, U+FE70-U+FEFF) and reversed for display, i.e.
+   stored in *visual* order;
+3. naive tools: unshaped letters drawn left to right in logical order (the page looks reversed).
 
-Text that reaches us outside a PDF (a .txt or .docx exported from such a tool) can carry the same
-reversed lines. There the order can only be read from the letters: in logical order an Arabic word
-starts with an initial or isolated form and ends with a final or isolated form, so a word that
-*starts* with a FINAL form or *ends* with an INITIAL form reveals visual order. A line where such
-evidence outweighs the logical evidence is reversed with the same bidi inversion. Properly encoded
-text has no presentation forms, or has them in the logical pattern, and is left unchanged.
+pdfium maps presentation forms to base letters, so the classic tell-tale of visual order (a word
+that, read in stored order, starts with a FINAL form or ends with an INITIAL form) is gone by the
+time we see the text, and pdfium's own reordering is crude (it turns "CIN 2024" into "2024 CIN" and
+cuts glyph-by-glyph output into one "line" per word). So for every line that holds right-to-left
+letters we ignore the stored order and rebuild the line from geometry: the glyphs sorted left to
+right by position *are* the visual order, whatever order the file stored them in, and spaces are put
+back where two glyphs are further apart than a fraction of the font size.
+
+The visual line is then turned into logical order by inverting the Unicode bidi algorithm. The
+paragraph direction comes from sentence punctuation at one end only, else the script at both ends,
+else a clear majority of letters, else the line's alignment on the page. In a right-to-left line the
+sequence is reversed, except that runs of Latin words with what follows them up to the last Latin
+letter or digit ("CIN 2024", "Dahir n° 1-58-250") and numbers ("2024/05/12", "3.5") keep their order;
+in a left-to-right line only the Arabic runs are reversed. Brackets that no longer pair up (mirroring
+differs between generators, and pdfium mirrors too) are repaired from their neighbours. Case 3 is
+recognised from word edges of the left-to-right reading ("ال" and "أ" start Arabic words, "ة" and
+"ى" end them) and kept as read. Lines without right-to-left letters keep pdfium's text and order.
+
+Text outside a PDF (a .txt or .docx exported from a legacy tool) can hold the same reversed lines,
+with the presentation forms still visible. There a line whose words start with a FINAL form or end
+with an INITIAL form more often than the other way round is reversed with the same inversion.
+Properly encoded text has no presentation forms, or has them in the logical pattern, and is left
+unchanged.
 
 Finally presentation forms are folded to base letters (NFKC on those ranges only: "ﻻ" becomes "لا"),
-bidi control characters, soft hyphens and stray control characters are removed, and whitespace runs
-inside a block collapse to one space.
+bidi controls, soft hyphens and stray control characters are removed, and whitespace runs inside a
+block collapse to one space.
 """
 
 from __future__ import annotations
@@ -153,7 +162,8 @@ def parse_document(path: Path, *, ocr_languages: str = "ara+fra") -> ParsedDocum
         raise
     except Exception as e:
         what = _KIND[suffix]
-        raise _unreadable(name, f"cannot read this {what} file, it may be corrupt ({_describe(e)})") from e
+        reason = _describe(e).replace(str(path), name).replace(str(path.resolve()), name)
+        raise _unreadable(name, f"cannot read this {what} file, it may be corrupt ({reason})") from e
     if not doc.blocks:
         raise _unreadable(name, "no text could be extracted from this document")
     return doc
@@ -554,7 +564,7 @@ def _parse_pdf(path: Path, ocr_languages: str) -> ParsedDocument:
         for number in range(1, n_pages + 1):
             page = pdf[number - 1]
             try:
-                lines = _pdf_page_lines(page)
+                lines, why = _pdf_page_lines(page)
                 if lines:
                     pages_lines.append((number, lines))
                     continue
@@ -563,13 +573,17 @@ def _parse_pdf(path: Path, ocr_languages: str) -> ParsedDocument:
                 if not ocr_available(ocr_languages):
                     missing_ocr.append(number)
                     continue
-                text = _ocr_pdf_page(page, ocr_languages, name)
                 used_ocr = True
+                try:
+                    text = _ocr_pdf_page(page, ocr_languages, name)
+                except DocumentUnreadable as e:
+                    notes.append(f"page {number}: {why}; {e.detail.removeprefix(name + ': ')}")
+                    continue
                 if text.strip():
-                    notes.append(f"page {number}: no text layer, read with OCR ({ocr_languages})")
+                    notes.append(f"page {number}: {why}, read with OCR ({ocr_languages})")
                     items.extend(("paragraph", p, 0, number) for p in _ocr_paragraphs(text))
                 else:
-                    notes.append(f"page {number}: no text layer and OCR found no text")
+                    notes.append(f"page {number}: {why} and OCR found no text")
             finally:
                 page.close()
         items = _pdf_blocks(pages_lines) + items
@@ -589,8 +603,8 @@ def _page_has_content(page: Any) -> bool:
     return any(True for _ in page.get_objects(max_depth=2))
 
 
-def _pdf_page_lines(page: Any) -> list[_Line]:
-    """Lines of a page's text layer, in pdfium's reading order; [] when it has no usable text."""
+def _pdf_page_lines(page: Any) -> tuple[list[_Line], str]:
+    """Lines of a page's text layer in pdfium's reading order, or [] and why there are none."""
     import pypdfium2.raw as raw
 
     textpage = page.get_textpage()
@@ -618,8 +632,10 @@ def _pdf_page_lines(page: Any) -> list[_Line]:
                 visible += 1
                 if ch == "\ufffd" or 0xE000 <= ord(ch) <= 0xF8FF or unicodedata.category(ch) == "Cc":
                     unmapped += 1
-        if visible == 0 or unmapped > visible / 2:  # a scan, or glyphs without a Unicode mapping
-            return []
+        if visible == 0:
+            return [], "no text layer"
+        if unmapped > visible / 2:  # fonts without a Unicode mapping: the text layer is gibberish
+            return [], "text layer without Unicode mapping"
         lines = _merge_fragments([f for f in fragments if any(not c.text.isspace() for c in f)])
         # Alignment is judged against the text area: the lines' extent, at least the middle 76 %.
         extents = [_extent(line) for line in lines]
@@ -633,7 +649,7 @@ def _pdf_page_lines(page: Any) -> list[_Line]:
             if flush_left != flush_right:
                 align = "left" if flush_left else "right"
             line.text = _line_text(line, align)
-        return [line for line in lines if line.text.strip()]
+        return [line for line in lines if line.text.strip()], "no text layer"
     finally:
         textpage.close()
 
@@ -645,7 +661,8 @@ def _merge_fragments(fragments: list[list[_Char]]) -> list[_Line]:
         real = [c for c in chars if not c.generated and not c.text.isspace()] or chars
         y = statistics.median(c.y for c in real)
         size = statistics.median(c.size for c in real) or 1.0
-        if lines and abs(lines[-1].y - y) <= 0.3 * max(size, lines[-1].size):
+        horizontal = max(c.y for c in real) - min(c.y for c in real) <= 0.5 * size
+        if lines and horizontal and abs(lines[-1].y - y) <= 0.3 * max(size, lines[-1].size):
             previous = lines[-1]
             previous.chars.append(_Char(" ", 0.0, 0.0, y, 0.0, True))
             previous.chars.extend(chars)
@@ -806,12 +823,12 @@ def _drop_page_furniture(pages: list[tuple[int, list[_Line]]]) -> list[tuple[int
 
 def _pdf_item(lines: list[str], level: int, page: int) -> tuple[str, str, int, int | None]:
     text = ""
-    for line in lines:
-        line = line.strip()
-        if text.endswith("-") and len(text) > 1 and text[-2].isalpha() and line[:1].islower():
-            text += line  # a word hyphenated across lines: keep it whole ("exem-ple")
+    for raw in lines:
+        piece = raw.strip()
+        if text.endswith("-") and len(text) > 1 and text[-2].isalpha() and piece[:1].islower():
+            text += piece  # a word hyphenated across lines: keep it whole ("exem-ple")
         else:
-            text = f"{text} {line}" if text else line
+            text = f"{text} {piece}" if text else piece
     return ("heading" if level else "paragraph", text, level, page)
 
 
