@@ -1,7 +1,8 @@
 """Document parsing: every format to headings and paragraphs, Arabic in logical order, clear errors.
 
-Fixtures are generated into tmp_path by docgen.py (fpdf2, python-docx, Pillow): no binary files in
-the repository. OCR tests need the tesseract command with Arabic and French data; they are skipped
+Fixtures are generated into tmp_path by docgen.py (fpdf2 with uharfbuzz for text shaping,
+arabic-reshaper and python-bidi for legacy visual-order PDFs, python-docx, Pillow): no binary files
+in the repository. OCR tests need the tesseract command with Arabic and French data; they are skipped
 without it, except under CI=true where a missing tesseract fails them.
 """
 
@@ -118,6 +119,7 @@ LEGACY_SENTENCES = [
     "صدر بتاريخ 2024/05/12 تحت رقم 08.09 (نسخة أصلية).",
     "لا يجوز تسليم الوثيقة إلا للمعني بالأمر.",
     "المرجع Dahir n° 1-58-250 المتعلق بالحريات العامة",
+    "وفي 23 يوليو، أصدرت النمسا-المجر إنذارا نهائيا إلى صربيا.",
 ]
 
 
@@ -143,9 +145,22 @@ def test_pdf_latin_word_and_number_keep_their_order(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sentence", LEGACY_SENTENCES, ids=range(len(LEGACY_SENTENCES)))
 def test_pdf_shaped_arabic_stays_logical(tmp_path: Path, sentence: str) -> None:
-    pytest.importorskip("uharfbuzz", reason="fpdf2 text shaping needs uharfbuzz")
     doc = parse_document(make_pdf(tmp_path / "shaped.pdf", [("p", sentence)], mode="shaped"))
     assert summary(doc) == [("paragraph", sentence, 0)]
+
+
+def test_pdf_hyphen_at_line_end_is_kept(tmp_path: Path) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_font("dejavu", fname=str(FONT))
+    pdf.add_page()
+    pdf.set_font("dejavu", size=11)
+    for line in ("La demande porte sur le porte-", "monnaie et la carte d'identité."):
+        pdf.cell(0, 5, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(tmp_path / "cesure.pdf"))
+    doc = parse_document(tmp_path / "cesure.pdf")
+    assert summary(doc) == [("paragraph", "La demande porte sur le porte-monnaie et la carte d'identité.", 0)]
 
 
 LONG_AR = "\n".join([AR_PARAGRAPH, AR_MIXED, "وتسلم الوثيقة في أجل لا يتعدى 15 يوما من تاريخ إيداع الطلب."])
@@ -153,8 +168,6 @@ LONG_AR = "\n".join([AR_PARAGRAPH, AR_MIXED, "وتسلم الوثيقة في أ�
 
 @pytest.mark.parametrize("mode", ["shaped", "visual", "raw"])
 def test_pdf_multiline_arabic_paragraph(tmp_path: Path, mode: docgen.Mode) -> None:
-    if mode == "shaped":
-        pytest.importorskip("uharfbuzz", reason="fpdf2 text shaping needs uharfbuzz")
     items = [("h2", AR_HEADING), ("p", LONG_AR), ("p", AR_MIXED)]
     doc = parse_document(make_pdf(tmp_path / f"{mode}.pdf", items, mode=mode))
     expected = [
@@ -167,8 +180,6 @@ def test_pdf_multiline_arabic_paragraph(tmp_path: Path, mode: docgen.Mode) -> No
 
 @pytest.mark.parametrize("mode", ["shaped", "visual"])
 def test_pdf_french_line_with_arabic_words(tmp_path: Path, mode: docgen.Mode) -> None:
-    if mode == "shaped":
-        pytest.importorskip("uharfbuzz", reason="fpdf2 text shaping needs uharfbuzz")
     sentence = "La « البطاقة الوطنية » (CIN) est délivrée en 15 jours."
     path = tmp_path / "fr.pdf"
     if mode == "visual":
@@ -392,6 +403,22 @@ def test_ocr_scanned_pdf(tmp_path: Path) -> None:
     assert word_recall(AR_OCR, text) >= 0.6, text
     assert doc.ocr is True and doc.pages == 1
     assert doc.notes == ["page 1: no text layer, read with OCR (ara+fra)"]
+
+
+@needs_ocr
+def test_ocr_multipage_tiff(tmp_path: Path) -> None:
+    require_ocr()
+    from PIL import Image
+
+    first = make_text_image(tmp_path / "p1.png", [FR_OCR[0]])
+    second = make_text_image(tmp_path / "p2.png", [AR_OCR[0]])
+    path = tmp_path / "dossier.tiff"
+    Image.open(first).save(path, save_all=True, append_images=[Image.open(second)])
+    doc = parse_document(path)
+    assert doc.pages == 2 and doc.mime == "image/tiff"
+    by_page = {p: " ".join(b.text for b in doc.blocks if b.page == p) for p in (1, 2)}
+    assert word_recall(FR_OCR[:1], by_page[1]) >= 0.75, by_page
+    assert word_recall(AR_OCR[:1], by_page[2]) >= 0.6, by_page
 
 
 def test_scanned_pdf_without_tesseract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
