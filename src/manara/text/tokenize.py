@@ -3,8 +3,8 @@
 Tokens are runs of letters and digits of the normalised text (digits stay inside Arabizi words:
 "n9der"). French elisions are split and the elided particle dropped ("l'état" → "etat",
 "qu'il" → "il"), as search engines do for French. Light Arabic clitic stripping (و ب ل ال ف ك and
-a few suffixes) is available with `arabic_clitics=True`; it is off by default and stays off until
-the retrieval evaluation shows a gain.
+a few suffixes) is available with `arabic_clitics=True`; it is off by default here, and search turns
+it on (`manara.search.analyze.ARABIC_CLITICS`) because bench/arabic_clitics.py measured a gain.
 """
 
 from __future__ import annotations
