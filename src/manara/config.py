@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     embedding_api_key: SecretStr | None = Field(default=None, description="bearer key of an embedding server")
     embedding_batch: int = Field(default=32, ge=1, le=1024, description="texts per embedding call")
     answer_threshold: float = Field(
-        default=0.85,
+        default=0.83,
         description="answer score below which `ask` says no answer was found (docs/evaluation.md)",
     )
     chat_model: str | None = Field(

@@ -33,7 +33,7 @@ from manara.workspace import Workspace
 
 LANG_MARGIN = 0.02
 TERM_WEIGHT = 0.05
-TYPE_BONUS = 0.04  # a sentence of the kind the question asks for (a fee, a delay, a place, a list of papers)
+TYPE_BONUS = 0.06  # a sentence of the kind the question asks for (a fee, a delay, a place, a list of papers)
 TOP_CHUNK_BONUS = 0.03
 CONTEXT_CHUNKS = 6
 _FAMILY = {"ar": "ar", "ary": "ar", "ary-Latn": "ar", "fr": "fr", "en": "en", "zgh": "zgh", "zgh-Latn": "zgh"}

@@ -35,6 +35,9 @@ from manara.workspace import Workspace
 
 MODES = ("hybrid", "lexical", "dense")
 FUSION_ALPHA = 0.2  # weight of normalised BM25 in hybrid scores
+# Cosines of a small collection's few candidates can differ by 0.01; scaled to 0..1 that would be
+# treated as a confident gap. The dense scale spans at least 0.05 (top-100 spreads are wider).
+DENSE_MIN_SPREAD = 0.05
 RRF_K = 60  # for bench/fusion_sweep.py's comparison
 FILTERABLE = ("lang", "doc_id", "source", "classification")
 
@@ -188,18 +191,20 @@ class Rankings:
             return self.lexical
         if mode == "dense":
             return self.dense
-        lexical, dense = _minmax(self.lexical), _minmax(self.dense)
+        lexical, dense = _minmax(self.lexical), _minmax(self.dense, DENSE_MIN_SPREAD)
         scores = {
             r: alpha * lexical.get(r, 0.0) + (1 - alpha) * dense.get(r, 0.0) for r in lexical.keys() | dense
         }
         return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _minmax(pairs: list[tuple[int, float]]) -> dict[int, float]:
+def _minmax(pairs: list[tuple[int, float]], min_spread: float = 0.0) -> dict[int, float]:
+    """Scores scaled to [0, 1] over the candidates; `min_spread` keeps a tiny spread from becoming 0..1."""
     if not pairs:
         return {}
     values = [v for _, v in pairs]
-    lo, hi = min(values), max(values)
+    hi = max(values)
+    lo = min(min(values), hi - min_spread)
     return {r: (v - lo) / (hi - lo) if hi > lo else 1.0 for r, v in pairs}
 
 
