@@ -217,6 +217,9 @@ def evaluate_search(
             "by_lang": {
                 lang: m[system].means() | {"queries": m[system].n} for lang, m in sorted(by_lang.items())
             },
+            "by_source_lang": {
+                pair: m[system].means() | {"queries": m[system].n} for pair, m in sorted(by_pair.items())
+            },
         }
     report["_corpus"] = {"documents": len(docs), "chunks": len(doc_ids), "queries": len(queries)}
     return report
