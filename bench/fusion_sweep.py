@@ -76,7 +76,7 @@ def main() -> None:
                 rules[f"rrf w={w}"] = partial(fuse_rule, "rrf", w, False)
             for w in (1.0, 0.5):
                 rules[f"rrf cov*{w}"] = partial(fuse_rule, "rrf", w, True)
-            for a in (0.2, 0.3, 0.5):
+            for a in (0.2, 0.3, 0.5, 0.7, 0.9):
                 rules[f"convex a={a}"] = partial(fuse_rule, "convex", a, False)
             for a in (0.3, 0.5):
                 rules[f"convex cov*{a}"] = partial(fuse_rule, "convex", a, True)

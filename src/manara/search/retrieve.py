@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,6 +39,12 @@ FUSION_ALPHA = 0.2  # weight of normalised BM25 in hybrid scores
 # Cosines of a small collection's few candidates can differ by 0.01; scaled to 0..1 that would be
 # treated as a confident gap. The dense scale spans at least 0.05 (top-100 spreads are wider).
 DENSE_MIN_SPREAD = 0.05
+# A question written mostly in a script the embedding model never saw (Tifinagh for the bundled
+# model) gets this BM25 weight instead (bench/fusion_sweep.py on Seed zgh→en and the gold set's
+# Tamazight questions).
+UNCOVERED_ALPHA = 0.7
+_TIFINAGH = re.compile(r"[\u2d30-\u2d7f]")
+_LETTER = re.compile(r"[^\W\d_]")
 RRF_K = 60  # for bench/fusion_sweep.py's comparison
 FILTERABLE = ("lang", "doc_id", "source", "classification")
 
@@ -185,8 +192,10 @@ class Rankings:
     dense: list[tuple[int, float]]
     coverage: float
     query_vector: np.ndarray | None
+    alpha: float = FUSION_ALPHA
 
-    def fused(self, mode: str, alpha: float = FUSION_ALPHA) -> list[tuple[int, float]]:
+    def fused(self, mode: str, alpha: float | None = None) -> list[tuple[int, float]]:
+        alpha = self.alpha if alpha is None else alpha
         if mode == "lexical":
             return self.lexical
         if mode == "dense":
@@ -214,16 +223,23 @@ def rankings(
 ) -> Rankings:  # fmt: skip
     lexical: list[tuple[int, float]] = []
     dense: list[tuple[int, float]] = []
-    coverage, qvec = 0.0, None
+    coverage, qvec, alpha = 0.0, None, FUSION_ALPHA
     if mode in ("hybrid", "lexical"):
         lexical = index.lexical(qa.terms, flt, depth, qa.skeletons)
         coverage = max(lexical_coverage(index, qa.terms), lexical_coverage(index, qa.skeletons, "skel"))
     if mode in ("hybrid", "dense"):
         backend = get_backend(info.embedding_model, _key(ws))
+        if "Tfng" in backend.uncovered_scripts and _tifinagh_share(qa.text) >= 0.5:
+            alpha = UNCOVERED_ALPHA
         qvec = backend.embed_queries(qa.dense_texts).mean(axis=0)
         qvec /= max(float(np.linalg.norm(qvec)), 1e-12)
         dense = index.dense(qvec, index.mask(flt), depth)
-    return Rankings(lexical, dense, coverage, qvec)
+    return Rankings(lexical, dense, coverage, qvec, alpha)
+
+
+def _tifinagh_share(text: str) -> float:
+    letters = len(_LETTER.findall(text))
+    return len(_TIFINAGH.findall(text)) / letters if letters else 0.0
 
 
 def _rank(
