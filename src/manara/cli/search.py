@@ -126,9 +126,12 @@ def ingest_documents(
         else:
             for f in result.files:
                 if f.status == "failed":
-                    err_console.print(
-                        f"[red]✗[/] {escape(f.source)}: {escape((f.error or {}).get('detail', ''))}"
-                    )
+                    detail = (f.error or {}).get("detail", "")
+                    name = f.source.rsplit("/", 1)[-1]
+                    for prefix in (f.source + ": ", name + ": "):  # the detail often names the file already
+                        detail = detail.removeprefix(prefix)
+                    line = f"{f.source}: {detail}"
+                    err_console.print(f"[red]✗[/] {escape(line)}", soft_wrap=True, highlight=False)
             console.print(
                 f"[green]✓[/] {result.collection}: {out['added']} added, {out['replaced']} replaced, "
                 f"{out['unchanged']} unchanged, {out['failed']} failed; {out['chunks']} chunks in {result.seconds:.1f} s"

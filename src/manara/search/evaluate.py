@@ -83,6 +83,10 @@ def read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
         raise BadRequest(f"{what} file {path} does not exist") from None
     except UnicodeDecodeError:
         raise BadRequest(f"{what} file {path} is not UTF-8") from None
+    except IsADirectoryError:
+        raise BadRequest(f"{what} file {path} is a folder, not a JSON Lines file") from None
+    except OSError as err:
+        raise BadRequest(f"{what} file {path} cannot be read: {err.strerror or err}") from None
     if not rows:
         raise BadRequest(f"{what} file {path} is empty")
     return rows
@@ -105,7 +109,12 @@ def load_queries(path: Path, corpus_ids: set[str]) -> list[Query]:
     queries = []
     for i, row in enumerate(read_jsonl(path, "queries"), 1):
         relevant = row.get("relevant")
-        if not isinstance(row.get("query"), str) or not isinstance(relevant, list) or not relevant:
+        if (
+            not isinstance(row.get("query"), str)
+            or not row["query"].strip()
+            or not isinstance(relevant, list)
+            or not relevant
+        ):
             raise BadRequest(f"{path}:{i}: a query line needs 'query' and a non-empty 'relevant' list")
         missing = [str(r) for r in relevant if str(r) not in corpus_ids]
         if missing:

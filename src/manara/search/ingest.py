@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 
-from manara.errors import Conflict, ManaraError
+from manara.errors import Conflict, Forbidden, ManaraError
 from manara.govern import audit
 from manara.govern.principal import Principal
 from manara.lake.catalog import TABLE_DEFAULTS, ensure_namespace, isin
@@ -317,8 +317,18 @@ def ingest_paths(
     writer = _Writer(ws, principal, info, backend, progress)
     stored = _stored(ws, principal, info)
     reports: list[FileReport] = []
+    seen: set[str] = set()
     for path, source in iter_files(paths):
         doc_id = doc_id_for(source)
+        if doc_id in seen:  # two folders of one name, or one file given twice: one document per source
+            reports.append(FileReport(source, "failed", doc_id, error={
+                "type": "duplicate-source", "title": "Duplicate source",
+                "detail": f"{source}: another file of this ingest has the same source name; ingest it separately",
+            }))  # fmt: skip
+            if progress:
+                progress("files", 1)
+            continue
+        seen.add(doc_id)
         try:
             sha = _sha256(path)
             before = stored.get(doc_id)
@@ -365,6 +375,7 @@ def ingest_texts(
     info = get_collection(ws, principal, collection, action="adding documents to")
     t0 = time.perf_counter()
     cls, role = _labels(info, classification, read_role)
+    _check_clearance(principal, cls)
     backend = get_backend(info.embedding_model, _key(ws))
     writer = _Writer(ws, principal, info, backend, progress)
     stored = _stored(ws, principal, info)
@@ -384,11 +395,21 @@ def ingest_texts(
         )  # fmt: skip
         if prepared.chunk_rows:
             writer.add(prepared)
-        reports.append(prepared.report)
+            reports.append(prepared.report)
+        else:
+            reports.append(FileReport(source, "failed", doc.doc_id, error={
+                "type": "empty-file", "title": "Empty document", "detail": f"{source}: no text to index"}))  # fmt: skip
         if progress:
             progress("files", 1)
     writer.flush()
     return CollectionIngestResult(info.name, reports, writer.snapshot_id, time.perf_counter() - t0)
+
+
+def _check_clearance(principal: Principal, classification: str) -> None:
+    if not principal.may_read(Classification(classification)):
+        raise Forbidden(
+            f"a token cleared for '{principal.effective_clearance.value}' cannot add '{classification}' documents"
+        )
 
 
 def _key(ws: Workspace) -> str | None:

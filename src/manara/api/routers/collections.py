@@ -78,8 +78,12 @@ def upload_documents(
         for upload in files:
             if not upload.filename:
                 raise BadRequest("an uploaded file has no name")
-            saved = _save_upload(upload, folder, ws.settings.max_upload_mb << 20)
             named = folder / Path(upload.filename).name
+            if named.exists():
+                raise BadRequest(
+                    f"two uploaded files are named '{named.name}'; send them in separate requests"
+                )
+            saved = _save_upload(upload, folder, ws.settings.max_upload_mb << 20)
             saved.rename(named)
             paths.append(named)
         result = ingest.ingest_paths(
