@@ -166,7 +166,7 @@ def _prepare(
                 "source": source,
                 "classification": classification,
                 "read_role": read_role,
-                "terms": analyze.index_terms(full, arabizi=True if chunk_lang == "ary-Latn" else None),
+                "terms": analyze.index_terms(full, arabizi=chunk_lang == "ary-Latn"),
             }
         )
         embed.append(full)
