@@ -303,19 +303,8 @@ def ingest_paths(
     progress: Callable[[str, int], None] | None = None,
 ) -> CollectionIngestResult:
     """Ingest files and folders; `progress(stage, n)` reports 'files' and 'embedded' counts."""
-    principal.require(Role.steward, "adding documents")
-    info = get_collection(ws, principal, collection, action="adding documents to")
     t0 = time.perf_counter()
-    cls, role = _labels(info, classification, read_role)
-    if not principal.may_read(Classification(cls)):
-        from manara.errors import Forbidden
-
-        raise Forbidden(
-            f"a token cleared for '{principal.effective_clearance.value}' cannot add '{cls}' documents"
-        )
-    backend = get_backend(info.embedding_model, _key(ws))
-    writer = _Writer(ws, principal, info, backend, progress)
-    stored = _stored(ws, principal, info)
+    info, cls, role, writer, stored = _begin(ws, principal, collection, classification, read_role, progress)
     reports: list[FileReport] = []
     seen: set[str] = set()
     for path, source in iter_files(paths):
@@ -371,14 +360,8 @@ def ingest_texts(
     progress: Callable[[str, int], None] | None = None,
 ) -> CollectionIngestResult:
     """Ingest documents given as text (paragraphs separated by blank lines), with the same rules as files."""
-    principal.require(Role.steward, "adding documents")
-    info = get_collection(ws, principal, collection, action="adding documents to")
     t0 = time.perf_counter()
-    cls, role = _labels(info, classification, read_role)
-    _check_clearance(principal, cls)
-    backend = get_backend(info.embedding_model, _key(ws))
-    writer = _Writer(ws, principal, info, backend, progress)
-    stored = _stored(ws, principal, info)
+    info, cls, role, writer, stored = _begin(ws, principal, collection, classification, read_role, progress)
     reports: list[FileReport] = []
     for doc in docs:
         sha = hashlib.sha256(f"{doc.title}\n{doc.text}".encode()).hexdigest()
@@ -405,11 +388,24 @@ def ingest_texts(
     return CollectionIngestResult(info.name, reports, writer.snapshot_id, time.perf_counter() - t0)
 
 
-def _check_clearance(principal: Principal, classification: str) -> None:
-    if not principal.may_read(Classification(classification)):
+def _begin(
+    ws: Workspace,
+    principal: Principal,
+    collection: str,
+    classification: Classification | None,
+    read_role: Role | None,
+    progress: Callable[[str, int], None] | None,
+) -> tuple[CollectionInfo, str, str, _Writer, dict[str, tuple[str, str, str]]]:
+    """Checks shared by every ingest (role, collection access, clearance for the label) and its writer."""
+    principal.require(Role.steward, "adding documents")
+    info = get_collection(ws, principal, collection, action="adding documents to")
+    cls, role = _labels(info, classification, read_role)
+    if not principal.may_read(Classification(cls)):
         raise Forbidden(
-            f"a token cleared for '{principal.effective_clearance.value}' cannot add '{classification}' documents"
+            f"a token cleared for '{principal.effective_clearance.value}' cannot add '{cls}' documents"
         )
+    writer = _Writer(ws, principal, info, get_backend(info.embedding_model, _key(ws)), progress)
+    return info, cls, role, writer, _stored(ws, principal, info)
 
 
 def _key(ws: Workspace) -> str | None:
