@@ -34,9 +34,8 @@ from manara.config import Settings  # noqa: E402
 from manara.models.embeddings import get_backend  # noqa: E402
 from manara.search import analyze  # noqa: E402
 from manara.search.collections import chunks_schema, create_collection, get_collection  # noqa: E402
-from manara.search.index import Filter  # noqa: E402
 from manara.search.ingest import TextDocument, ingest_texts  # noqa: E402
-from manara.search.retrieve import access_filter, collection_index, search  # noqa: E402
+from manara.search.retrieve import collection_index, search  # noqa: E402
 from manara.workspace import init_workspace  # noqa: E402
 
 BASE = 1000  # distinct real chunks behind the large indexes
@@ -124,8 +123,6 @@ def bench_latency(sizes: list[int], n_queries: int) -> None:
             index = collection_index(ws, p, get_collection(ws, p, "bench"))
             build = time.perf_counter() - t
             assert index is not None and index.size == n
-            viewer = Filter(access_filter(p).allowed | {"classification": ["public", "internal"]})
-            assert viewer.allowed
             search(ws, p, "bench", qs[0])  # warm caches
             lat = []
             for q in qs:

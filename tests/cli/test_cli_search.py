@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import Cli
 from rich.console import Console
-from typer.testing import CliRunner
 
 from manara.cli import search as search_cli
-from manara.cli.main import app
 from manara.config import Settings
 
 AR_TXT = (
@@ -33,33 +32,15 @@ FR_HTML = (
 )
 
 
-class Cli:
-    """Runs `manara --home <home> …` in-process; environment pinned so the outer shell cannot leak in."""
-
-    def __init__(self, home: Path, database_url: str | None) -> None:
-        self.home = home
-        self.runner = CliRunner()
-        self.env: dict[str, str | None] = {
-            "MANARA_HOME": None,
-            "MANARA_DATABASE_URL": database_url,
-            "MANARA_WAREHOUSE": None,
-            "MANARA_DEFAULT_TENANT": None,
-        }
-
-    def __call__(self, *args: str) -> Any:
-        return self.runner.invoke(app, ["--home", str(self.home), *args], env=self.env)
-
-    def ok(self, *args: str) -> Any:
-        result = self(*args)
-        assert result.exit_code == 0, (args, result.output, result.exception)
-        return result
+class SearchCli(Cli):
+    """The shared runner, with `json` adding `--json` and a stricter `fails` (an exit code, empty stdout)."""
 
     def json(self, *args: str) -> Any:
         return json.loads(self.ok(*args, "--json").stdout)
 
-    def fails(self, *args: str, code: int = 1) -> str:
+    def fails(self, *args: str, code: int = 1, **kw: Any) -> str:
         """Exit `code` with one readable `error:` line on stderr, nothing on stdout, no traceback."""
-        result = self(*args)
+        result = self(*args, **kw)
         assert result.exit_code == code, (args, result.output, result.exception)
         assert isinstance(result.exception, SystemExit), result.exception
         assert "Traceback" not in result.output
@@ -70,8 +51,8 @@ class Cli:
 
 
 @pytest.fixture
-def cli(settings: Settings, database_url: str | None) -> Cli:
-    return Cli(settings.home, database_url)
+def cli(settings: Settings, database_url: str | None) -> SearchCli:
+    return SearchCli(settings.home, database_url)
 
 
 @pytest.fixture
@@ -87,7 +68,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def loaded(cli: Cli, folder: Path) -> Cli:
+def loaded(cli: SearchCli, folder: Path) -> SearchCli:
     cli.ok("init")
     cli.ok("collection", "create", "guides")
     result = cli("ingest", str(folder), "--collection", "guides")
@@ -95,7 +76,7 @@ def loaded(cli: Cli, folder: Path) -> Cli:
     return cli
 
 
-def test_collection_create_list_show(cli: Cli, folder: Path) -> None:
+def test_collection_create_list_show(cli: SearchCli, folder: Path) -> None:
     cli.ok("init")
     created = cli.ok("collection", "create", "guides", "--description", "Fiches de procédures")
     assert "guides" in created.stdout and "created" in created.stdout
@@ -116,7 +97,7 @@ def test_collection_create_list_show(cli: Cli, folder: Path) -> None:
     assert "does not exist" in cli.fails("collection", "show", "nope")
 
 
-def test_ingest_a_folder_reports_counts_and_names_the_failed_file(cli: Cli, folder: Path) -> None:
+def test_ingest_a_folder_reports_counts_and_names_the_failed_file(cli: SearchCli, folder: Path) -> None:
     cli.ok("init")
     cli.ok("collection", "create", "guides")
     first = cli("ingest", str(folder), "--collection", "guides")
@@ -172,7 +153,7 @@ def test_ingest_a_folder_reports_counts_and_names_the_failed_file(cli: Cli, fold
     assert "does not exist" in cli.fails("ingest", str(single), "--collection", "nope")
 
 
-def test_search_text_json_and_filters(loaded: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_search_text_json_and_filters(loaded: SearchCli, monkeypatch: pytest.MonkeyPatch) -> None:
     cli = loaded
     body = cli.json("search", "فين كنقدر ناخد شهادة السكنى؟", "--collection", "guides", "-k", "2")
     assert body["collection"] == "guides" and body["mode"] == "hybrid"
@@ -241,7 +222,7 @@ def test_search_text_json_and_filters(loaded: Cli, monkeypatch: pytest.MonkeyPat
     )
 
 
-def test_each_failed_file_is_one_line_on_stderr(cli: Cli, folder: Path) -> None:
+def test_each_failed_file_is_one_line_on_stderr(cli: SearchCli, folder: Path) -> None:
     cli.ok("init")
     cli.ok("collection", "create", "guides")
     result = cli("ingest", str(folder), "--collection", "guides")

@@ -250,18 +250,3 @@ def _cached(spec: str, api_key: str | None) -> EmbeddingBackend:
 def get_backend(spec: str, api_key: str | None = None) -> EmbeddingBackend:
     """The process-wide backend for a spec (models are loaded once and kept hot)."""
     return _cached(spec, api_key)
-
-
-def embed_in_batches(
-    backend: EmbeddingBackend, texts: Sequence[str], batch: int, *, progress: Any = None
-) -> np.ndarray:
-    """Passage vectors for many texts, `batch` at a time; `progress(n)` is called after each batch."""
-    parts = []
-    for start in range(0, len(texts), batch):
-        part = texts[start : start + batch]
-        parts.append(backend.embed_passages(part))
-        if progress is not None:
-            progress(len(part))
-    if not parts:
-        return np.empty((0, backend.dim), dtype=np.float32)
-    return np.vstack(parts)

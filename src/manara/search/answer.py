@@ -20,13 +20,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from manara.govern import audit
 from manara.govern.principal import Principal
 from manara.models.embeddings import get_backend
 from manara.search import analyze
-from manara.search.chunk import _sentences
+from manara.search.chunk import sentence_spans
 from manara.search.collections import get_collection
 from manara.search.retrieve import SearchHit, search
 from manara.workspace import Workspace
@@ -117,7 +115,7 @@ class _Candidate:
 def _candidates(hits: list[SearchHit]) -> list[_Candidate]:
     out = []
     for hit in hits:
-        for s, e in _sentences(hit.text, 0):
+        for s, e in sentence_spans(hit.text, 0):
             text = hit.text[s:e].strip()
             if len(text) >= 12 and _WORDY.search(text):
                 lead = len(hit.text[s:e]) - len(hit.text[s:e].lstrip())
@@ -137,8 +135,8 @@ def answer_question(
 ) -> Answer:
     t0 = time.perf_counter()
     threshold = ws.settings.answer_threshold if threshold is None else threshold
-    result = search(ws, principal, collection, question, k=CONTEXT_CHUNKS, filters=filters, audited=False)
     info = get_collection(ws, principal, collection)
+    result = search(ws, principal, info, question, k=CONTEXT_CHUNKS, filters=filters, audited=False)
     out = Answer(question, info.name, False, None, None, 0.0, threshold)
     cands = _candidates(result.hits)
     if cands and result.query_vector is not None:
@@ -221,8 +219,3 @@ def _check_citations(
 def _key(ws: Workspace) -> str | None:
     key = ws.settings.embedding_api_key
     return key.get_secret_value() if key else None
-
-
-def best_score(ws: Workspace, principal: Principal, collection: str, question: str) -> float:
-    """The score `answer_question` compares with the threshold (for calibration)."""
-    return answer_question(ws, principal, collection, question, threshold=np.inf).score

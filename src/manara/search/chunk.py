@@ -61,7 +61,7 @@ def document_text(blocks: Sequence[BlockLike]) -> str:
     return "\n\n".join(b.text for b in blocks)
 
 
-def _sentences(text: str, offset: int) -> list[tuple[int, int]]:
+def sentence_spans(text: str, offset: int) -> list[tuple[int, int]]:
     spans, pos = [], 0
     for m in _SENTENCE_END.finditer(text):
         if m.start() > pos:
@@ -83,7 +83,7 @@ def _units(blocks: Sequence[BlockLike], target_words: int) -> tuple[str, list[_U
             path = [(lv, h) for lv, h in path if lv < level] + [(level, block.text)]
             section += 1
         heading = " > ".join(h for _, h in path)
-        for s, e in _sentences(block.text, offset):
+        for s, e in sentence_spans(block.text, offset):
             words = list(_WORD.finditer(text, s, e))
             # a sentence longer than a chunk is cut on word boundaries
             for i in range(0, len(words), target_words):

@@ -20,13 +20,12 @@ import contextlib
 import fcntl
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import tantivy
 
 from manara.search.analyze import skeletons
@@ -166,9 +165,6 @@ class CollectionIndex:
     def rows(self, rows: Sequence[int]) -> list[dict[str, object]]:
         return self.meta.take(pa.array(rows, type=pa.int64())).to_pylist() if rows else []
 
-    def doc_rows(self, doc_id: str) -> np.ndarray:
-        return np.flatnonzero(pc.equal(self.meta.column("doc_id"), doc_id).to_numpy(zero_copy_only=False))
-
 
 # --- the per-process cache of open indexes ---------------------------------------------------------
 
@@ -187,7 +183,9 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def open_index(folder: Path, snapshot_id: int, load_table: object, dim: int) -> CollectionIndex:
+def open_index(
+    folder: Path, snapshot_id: int, load_table: Callable[[], pa.Table], dim: int
+) -> CollectionIndex:
     """The index of `snapshot_id`, built from `load_table()` (a pyarrow Table) if no process built it yet."""
     with _guard:
         current = _open.get(folder)
@@ -196,7 +194,7 @@ def open_index(folder: Path, snapshot_id: int, load_table: object, dim: int) -> 
     path = folder / str(snapshot_id)
     with _locked(folder):
         if not path.exists():
-            table = load_table()  # type: ignore[operator]
+            table = load_table()
             CollectionIndex.build(path, table, snapshot_id, dim)
         for old in folder.iterdir():  # keep the newest two: a reader may still hold the previous one
             if old.is_dir() and old.name not in (
@@ -208,8 +206,3 @@ def open_index(folder: Path, snapshot_id: int, load_table: object, dim: int) -> 
     with _guard:
         _open[folder] = index
     return index
-
-
-def forget(folder: Path) -> None:
-    with _guard:
-        _open.pop(folder, None)

@@ -148,7 +148,7 @@ def lexical_coverage(index: CollectionIndex, terms: list[str], field: str = "bod
 def search(
     ws: Workspace,
     principal: Principal,
-    collection: str,
+    collection: str | CollectionInfo,
     query: str,
     *,
     k: int = 10,
@@ -157,7 +157,11 @@ def search(
     depth: int | None = None,
     audited: bool = True,
 ) -> SearchResult:
-    """The `k` best chunks the caller may read, fused from lexical and dense retrieval."""
+    """The `k` best chunks the caller may read, fused from lexical and dense retrieval.
+
+    `collection` is a name, or the `CollectionInfo` that `get_collection` already returned to this
+    caller (so a service that needs it too does not read and check it twice).
+    """
     t0 = time.perf_counter()
     if mode not in MODES:
         raise BadRequest(f"unknown search mode '{mode}': use {', '.join(MODES)}")
@@ -165,7 +169,11 @@ def search(
         raise BadRequest("the query is empty")
     if not 1 <= k <= 200:
         raise BadRequest("k must be between 1 and 200")
-    info = get_collection(ws, principal, collection, action="searching")
+    info = (
+        collection
+        if isinstance(collection, CollectionInfo)
+        else get_collection(ws, principal, collection, action="searching")
+    )
     flt = access_filter(principal, filters)
     qa = analyze.analyze_query(query)
     index = collection_index(ws, principal, info)
