@@ -111,12 +111,13 @@ def highlight_spans(text: str, wanted: set[str]) -> list[tuple[int, int]]:
     spans = [(t.start, t.end) for t in tokens if t.text in wanted]
     if not spans and _LATIN.search(text):
         # an Arabizi chunk matched through its Arabic-script terms: map each word separately
-        spans = [(t.start, t.end) for t in tokens if _arabizi_terms(t) & wanted]
+        spans = [(t.start, t.end) for t in tokens if _arabizi_terms(t.text) & wanted]
     return spans
 
 
-def _arabizi_terms(token: Token) -> set[str]:
-    return set(terms(arabizi_to_arabic(token.text, lexicon=True)))
+@lru_cache(maxsize=65536)
+def _arabizi_terms(word: str) -> frozenset[str]:
+    return frozenset(terms(arabizi_to_arabic(word, lexicon=True)))
 
 
 def snippet(text: str, spans: list[tuple[int, int]], width: int = 240) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from manara.govern import audit
 from manara.govern.principal import Principal
-from manara.models.embeddings import get_backend
+from manara.models.embeddings import get_backend, similarities
 from manara.search import analyze
 from manara.search.chunk import sentence_spans
 from manara.search.collections import get_collection
@@ -142,7 +142,7 @@ def answer_question(
     if cands and result.query_vector is not None:
         backend = get_backend(info.embedding_model, _key(ws))
         vectors = backend.embed_passages([c.text for c in cands])
-        cos = vectors @ result.query_vector
+        cos = similarities(vectors, result.query_vector)
         wanted = set(analyze.analyze_query(question).terms)
         kinds = question_kinds(question)
         top = result.hits[0]

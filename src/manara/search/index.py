@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import tantivy
 
+from manara.models.embeddings import similarities
 from manara.search.analyze import skeletons
 
 META_COLUMNS = [
@@ -75,9 +77,13 @@ class CollectionIndex:
         self.vectors = np.load(path / "vectors.npy")
         with pa.memory_map(str(path / "meta.arrow")) as source:
             self.meta = pa.ipc.open_file(source).read_all()
-        self._columns = {
-            name: self.meta.column(name).to_numpy(zero_copy_only=False) for name in FILTER_FIELDS
-        }
+        # filter columns dictionary-encoded: a filter is then a lookup on small integer codes
+        self._codes: dict[str, tuple[np.ndarray, dict[str, int]]] = {}
+        for name in FILTER_FIELDS:
+            encoded = self.meta.column(name).combine_chunks().dictionary_encode()
+            codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)  # null → -1
+            values = {str(v): i for i, v in enumerate(encoded.dictionary.to_pylist())}
+            self._codes[name] = (codes, values)
         self.size = self.meta.num_rows
 
     @staticmethod
@@ -120,7 +126,10 @@ class CollectionIndex:
     def mask(self, flt: Filter) -> np.ndarray:
         mask = np.ones(self.size, dtype=bool)
         for col, values in flt.allowed.items():
-            mask &= np.isin(self._columns[col], np.asarray(values, dtype=object))
+            codes, known = self._codes[col]
+            allowed = np.zeros(len(known) + 1, dtype=bool)  # the extra last slot is code -1 (null)
+            allowed[[known[v] for v in values if v in known]] = True
+            mask &= allowed[codes]
         return mask
 
     def _filter_clauses(self, flt: Filter) -> list[tuple[tantivy.Occur, tantivy.Query]]:
@@ -155,7 +164,7 @@ class CollectionIndex:
         """Exact cosine top `k` (row, score) among the rows of `mask`."""
         if not self.size or not mask.any():
             return []
-        scores = self.vectors @ query
+        scores = similarities(self.vectors, query)
         scores[~mask] = -np.inf
         k = min(k, int(mask.sum()))
         top = np.argpartition(-scores, k - 1)[:k]

@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 _DROP = frozenset(
     [0x0640]  # tatweel
     + [0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0xFEFF]  # bidi marks, zero-width
@@ -77,22 +79,45 @@ class Normalized:
         return self.starts[start], self.ends[end - 1]
 
 
+class _Table(dict[int, str]):
+    """`str.translate` table that fills itself: code point → normalised string ('' drops it)."""
+
+    def __missing__(self, cp: int) -> str:
+        self[cp] = value = normalize_char(chr(cp))
+        return value
+
+
+_TABLE = _Table()
+# per code point: length of its normalised form (-1: not yet known); and whether it is a mark (Mn)
+_LEN = np.full(0x110000, -1, dtype=np.int8)
+_MARK = np.zeros(0x110000, dtype=bool)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
 def normalize(text: str) -> Normalized:
-    out: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    for i, ch in enumerate(text):
-        norm = normalize_char(ch)
-        if not norm:
-            if ends and unicodedata.category(ch) == "Mn":
-                ends[-1] = i + 1  # a dropped mark (shadda, accent) is highlighted with its base letter
-            continue
-        out.append(norm)
-        starts.extend([i] * len(norm))
-        ends.extend([i + 1] * len(norm))
-    return Normalized(text, "".join(out), tuple(starts), tuple(ends))
+    cps = _code_points(text)
+    lens = _LEN[cps]
+    if (lens < 0).any():
+        for cp in np.unique(cps[lens < 0]).tolist():
+            _LEN[cp] = len(_TABLE[cp])
+            _MARK[cp] = unicodedata.category(chr(cp)) == "Mn"
+        lens = _LEN[cps]
+    norm = text.translate(_TABLE)
+    index = np.arange(len(cps), dtype=np.int64)
+    starts = np.repeat(index, lens)
+    ends = starts + 1
+    dropped_marks = np.flatnonzero((lens == 0) & _MARK[cps])
+    if dropped_marks.size:
+        # a dropped mark (shadda, accent) is highlighted with the base letter before it
+        before = np.cumsum(lens, dtype=np.int64)[dropped_marks] - 1
+        keep = before >= 0
+        np.maximum.at(ends, before[keep], dropped_marks[keep] + 1)
+    return Normalized(text, norm, tuple(starts.tolist()), tuple(ends.tolist()))
 
 
 def normalize_text(text: str) -> str:
     """Just the normalised string (queries, keys)."""
-    return "".join(normalize_char(ch) for ch in text)
+    return text.translate(_TABLE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from manara.text.normalize import Normalized, normalize
 
@@ -28,6 +29,7 @@ class Token:
     end: int
 
 
+@lru_cache(maxsize=65536)
 def strip_arabic_clitics(word: str) -> str:
     """Light stemming: one prefix and one suffix, keeping a stem of at least three letters."""
     if not _ARABIC.match(word):
@@ -46,6 +48,7 @@ def strip_arabic_clitics(word: str) -> str:
 
 def tokens_of(norm: Normalized, *, arabic_clitics: bool = False) -> list[Token]:
     out: list[Token] = []
+    starts, ends = norm.starts, norm.ends
     for m in _WORD.finditer(norm.text):
         word, start = m.group(), m.start()
         head, apostrophe, rest = word.partition("'")
@@ -53,8 +56,7 @@ def tokens_of(norm: Normalized, *, arabic_clitics: bool = False) -> list[Token]:
             start += len(head) + 1
             word = rest
         text = strip_arabic_clitics(word) if arabic_clitics else word
-        s, e = norm.to_original(start, start + len(word))
-        out.append(Token(text, s, e))
+        out.append(Token(text, starts[start], ends[start + len(word) - 1]))
     return out
 
 
