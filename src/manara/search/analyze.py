@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from manara.text.langid import identify, identify_spans
-from manara.text.tokenize import Token, tokenize
+from manara.text.tokenize import tokenize
 from manara.text.translit import arabizi_to_arabic
 
 # Light Arabic clitic stripping (و ب ل ال ف ك…, a few suffixes): on for search, measured by
