@@ -15,7 +15,7 @@ from manara.meta.models import Classification, Role
 from manara.search.collections import create_collection, list_collections
 from manara.search.documents import list_documents
 from manara.search.ingest import TextDocument, ingest_texts
-from manara.search.retrieve import search
+from manara.search.retrieve import Rankings, search
 from manara.workspace import Workspace
 
 
@@ -55,6 +55,32 @@ def test_a_darija_question_finds_a_french_only_document(
 ) -> None:
     result = search(ws, operator, docs_collection, "شنو خاصني باش نصرح بالضريبة على القيمة المضافة؟", k=3)
     assert "tva-fr" in [h.doc_id for h in result.hits]
+
+
+def test_a_french_loanword_in_arabic_letters_reaches_the_french_sheet(
+    ws: Workspace, operator: Principal, docs_collection: str
+) -> None:
+    question = "ضاع ليا البيرمي، شنو ندير؟"  # "I lost my permis": only the French sheet covers it
+    lexical = search(ws, operator, docs_collection, question, k=3, mode="lexical").hits
+    assert lexical and lexical[0].doc_id == "permis-fr"  # through the phonetic keys alone
+
+    # the small model alone ranks it 4th of 5; the phonetic match lifts it in hybrid search
+    def rank(mode: str) -> int:
+        hits = search(ws, operator, docs_collection, question, k=5, mode=mode).hits
+        return [h.doc_id for h in hits].index("permis-fr")
+
+    assert rank("hybrid") < rank("dense")
+
+
+def test_fusion_does_not_count_missing_bm25_against_a_chunk_in_another_script() -> None:
+    # row 0: Arabic chunk, found by both; row 1: French chunk BM25 cannot see, the closest by meaning
+    ranks = Rankings(lexical=[(0, 9.0), (2, 1.0)], dense=[(1, 0.90), (0, 0.88), (2, 0.80)], coverage=1.0,
+                     query_vector=None)  # fmt: skip
+    assert [r for r, _ in ranks.fused("hybrid")][:2] == [0, 1]  # same script everywhere: BM25 decides
+    ranks.cross_script = frozenset({1})
+    fused = ranks.fused("hybrid")
+    assert [r for r, _ in fused][:2] == [1, 0]
+    assert dict(fused)[1] == pytest.approx(1.0)  # its cosine, with no lexical penalty
 
 
 def test_metadata_filters(ws: Workspace, operator: Principal, docs_collection: str) -> None:

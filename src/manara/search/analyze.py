@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from manara.text.langid import identify, identify_spans
+from manara.text.phonetic import arabic_keys, latin_keys, tifinagh_keys
 from manara.text.tokenize import tokenize
 from manara.text.translit import arabizi_to_arabic
 
@@ -59,6 +60,11 @@ def skeletons(terms_text: str) -> str:
     return " ".join(filter(None, (skeleton(t) for t in terms_text.split())))
 
 
+def phonetic_terms(terms_text: str) -> str:
+    """Space-joined phonetic keys of the Latin terms of an index `terms` string (see manara.text.phonetic)."""
+    return " ".join(k for t in terms_text.split() for k in latin_keys(t))
+
+
 def looks_arabizi(text: str) -> bool:
     """A Latin-script text that may be Darija: whole-text posterior or any Arabizi span."""
     if not _LATIN.search(text) or _ARABIC.search(text):
@@ -86,6 +92,9 @@ class QueryAnalysis:
     lang: str
     terms: list[str]  # distinct, in order; includes the Arabic-script form of Arabizi
     skeletons: list[str]  # for Arabizi: consonant skeletons of its Arabic-script form
+    # for Arabic-script and Tifinagh words: phonetic keys, matched against Latin chunks' keys
+    # (البيرمي reaches "permis", ⴳⵔⵉⴼⵉⵜ reaches "Griffith")
+    phonetic: list[str]
     dense_texts: list[str]  # what the embedding model reads (the query, and its Arabic-script form)
     arabizi: bool
 
@@ -102,7 +111,10 @@ def analyze_query(text: str) -> QueryAnalysis:
         words += arabic_terms
         skels = list(dict.fromkeys(filter(None, (skeleton(t) for t in arabic_terms))))
         dense.append(arabic)
-    return QueryAnalysis(text, lang, list(dict.fromkeys(words)), skels, dense, arabizi)
+    phonetic = [] if arabizi else [k for w in words for k in arabic_keys(w) or tifinagh_keys(w)]
+    return QueryAnalysis(
+        text, lang, list(dict.fromkeys(words)), skels, list(dict.fromkeys(phonetic)), dense, arabizi
+    )
 
 
 def highlight_spans(text: str, wanted: set[str]) -> list[tuple[int, int]]:

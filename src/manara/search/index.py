@@ -1,7 +1,7 @@
 """A collection's search index: tantivy (BM25) + an exact float32 vector matrix, derived from the lake.
 
 The chunks table is the truth; the index is a cache of one of its snapshots, in
-`$MANARA_HOME/index/<tenant>/<collection>/<snapshot id>/`:
+`$MANARA_HOME/index/<tenant>/<collection>/<snapshot id>.v<FORMAT>/`:
 - `lexical/`: a tantivy index of each chunk's Manara terms (whitespace tokenizer: normalisation
   happened already) with raw fields for the access and metadata filters;
 - `vectors.npy`: the chunk embeddings, one row per chunk;
@@ -30,7 +30,11 @@ import pyarrow.compute as pc
 import tantivy
 
 from manara.models.embeddings import similarities
-from manara.search.analyze import skeletons
+from manara.search.analyze import phonetic_terms, skeletons
+
+# Bumped whenever the folder's layout or the tantivy schema changes: an index built by an older
+# Manara is then rebuilt from the lake instead of being opened with the wrong schema.
+FORMAT = 2
 
 META_COLUMNS = [
     "chunk_id", "doc_id", "ordinal", "text", "heading", "page", "page_end", "char_start", "char_end",
@@ -61,6 +65,7 @@ def _schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("body", tokenizer_name="whitespace", index_option="freq")
     sb.add_text_field("skel", tokenizer_name="whitespace", index_option="freq")
+    sb.add_text_field("phon", tokenizer_name="whitespace", index_option="freq")
     sb.add_unsigned_field("row", stored=True, indexed=False)
     for name in FILTER_FIELDS.values():
         sb.add_text_field(name, tokenizer_name="raw", index_option="basic")
@@ -101,6 +106,7 @@ class CollectionIndex:
             doc = tantivy.Document()
             doc.add_text("body", body)
             doc.add_text("skel", skeletons(body))
+            doc.add_text("phon", phonetic_terms(body))
             doc.add_unsigned("row", row)
             for col, name in FILTER_FIELDS.items():
                 doc.add_text(name, filters[col][row] or "")
@@ -145,14 +151,23 @@ class CollectionIndex:
         return int(self.searcher.doc_freq(field, term))
 
     def lexical(
-        self, terms: Sequence[str], flt: Filter, k: int, skeletons: Sequence[str] = ()
+        self,
+        terms: Sequence[str],
+        flt: Filter,
+        k: int,
+        skeletons: Sequence[str] = (),
+        phonetic: Sequence[str] = (),
     ) -> list[tuple[int, float]]:
-        """BM25 top `k` (row, score) among the chunks the filter allows (terms, and skeletons for Arabizi)."""
+        """BM25 top `k` (row, score) among the chunks the filter allows.
+
+        Terms match the body; Arabizi skeletons and phonetic keys match their own fields.
+        """
         if not terms or not self.size:
             return []
-        should = [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "body", t)) for t in terms]
-        should += [
-            (tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "skel", t)) for t in skeletons
+        should = [
+            (tantivy.Occur.Should, tantivy.Query.term_query(self._schema, field, t))
+            for field, values in (("body", terms), ("skel", skeletons), ("phon", phonetic))
+            for t in values
         ]
         query = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, tantivy.Query.boolean_query(should)), *self._filter_clauses(flt)]
@@ -170,6 +185,12 @@ class CollectionIndex:
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(r), float(scores[r])) for r in top]
+
+    def langs(self, rows: Sequence[int]) -> list[str | None]:
+        """The language label of each of `rows` (None where the chunk has none)."""
+        codes, known = self._codes["lang"]
+        names: list[str | None] = [*known, None]  # code -1 (null) is the last entry
+        return [names[c] for c in codes[np.asarray(rows, dtype=np.int64)].tolist()] if rows else []
 
     def rows(self, rows: Sequence[int]) -> list[dict[str, object]]:
         return self.meta.take(pa.array(rows, type=pa.int64())).to_pylist() if rows else []
@@ -200,16 +221,14 @@ def open_index(
         current = _open.get(folder)
         if current is not None and current.snapshot_id == snapshot_id:
             return current
-    path = folder / str(snapshot_id)
+    path = folder / f"{snapshot_id}.v{FORMAT}"
     with _locked(folder):
         if not path.exists():
             table = load_table()
             CollectionIndex.build(path, table, snapshot_id, dim)
+        keep = {path.name, current.path.name if current else ""}
         for old in folder.iterdir():  # keep the newest two: a reader may still hold the previous one
-            if old.is_dir() and old.name not in (
-                str(snapshot_id),
-                str(current.snapshot_id if current else ""),
-            ):
+            if old.is_dir() and old.name not in keep:
                 shutil.rmtree(old, ignore_errors=True)
     index = CollectionIndex(path, snapshot_id)
     with _guard:
