@@ -164,8 +164,18 @@ class SentenceTransformersBackend:
             raise EmbeddingError(f"embedding model '{spec}': {directory} is not a folder")
         self.spec = spec
         self.name = directory.name
-        self._model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        try:
+            self._model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
+        except Exception as err:  # a folder that holds no model: a setting to fix, not a server fault
+            raise EmbeddingError(
+                f"embedding model '{spec}': {directory} is not a sentence-transformers model: {err}"
+            ) from err
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension (kept with a FutureWarning)
+        dimension = getattr(self._model, "get_embedding_dimension", None)
+        dim = (dimension or self._model.get_sentence_embedding_dimension)()
+        if dim is None:  # a module chain that does not say: measure it
+            dim = np.asarray(self._model.encode(["dimension probe"])).shape[-1]
+        self.dim = int(dim)
         prompts = getattr(self._model, "prompts", {}) or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._passage_prompt = (
