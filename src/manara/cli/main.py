@@ -12,6 +12,7 @@ from manara.cli import audit as audit_cli
 from manara.cli import data as data_cli
 from manara.cli import evaluate as eval_cli
 from manara.cli import identity as identity_cli
+from manara.cli import pipeline as pipeline_cli
 from manara.cli import search as search_cli
 from manara.cli import text as text_cli
 from manara.cli.common import _state, console, err_console, print_json, run, settings
@@ -38,6 +39,8 @@ app.command("ask")(search_cli.ask)
 app.command("ingest")(data_cli.ingest)
 app.command("datasets")(data_cli.datasets)
 app.command("sql")(data_cli.sql)
+app.add_typer(pipeline_cli.pipeline_app, name="pipeline")
+app.command("connectors")(pipeline_cli.connectors)
 
 DEMO_TOKEN_FILE = "demo-token"
 

@@ -120,6 +120,46 @@ class Collection(Base):
     tenant: Mapped[Tenant] = relationship()
 
 
+class Pipeline(Base):
+    """A declared pipeline: its YAML spec (as applied) and whether it is paused, and why."""
+
+    __tablename__ = "manara_pipelines"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("manara_tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    spec: Mapped[str] = mapped_column(Text)  # JSON of the validated spec
+    paused: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it waits for a steward
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+    tenant: Mapped[Tenant] = relationship()
+
+
+class PipelineRun(Base):
+    """One run of a pipeline: what it read, loaded and quarantined, and how it ended."""
+
+    __tablename__ = "manara_pipeline_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("manara_pipelines.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed | paused
+    trigger: Mapped[str] = mapped_column(String(16))  # manual | schedule | api
+    actor: Mapped[str] = mapped_column(String(255))
+    rows_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_loaded: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_quarantined: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    commits: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 class AuditEvent(Base):
     """One line of the append-only, hash-chained audit log. `seq` is gapless and ordered."""
 

@@ -1,0 +1,560 @@
+"""Declarative pipelines: a source, transforms and a lake dataset, loaded exactly once.
+
+    name: clinic_visits
+    source:
+      type: files
+      options: {path: /data/landing/visits, pattern: "*.csv"}
+    transforms:
+      - cast: {amount: double}
+      - filter: "amount >= 0"
+    destination:
+      dataset: visits
+    schedule: "*/15 * * * *"
+
+**Exactly once.** Rows are committed to the dataset in groups (`commit_rows`). The source's cursor
+after a group is written in the *same* Iceberg commit as the group's rows: as the table property
+`manara.pipeline.<name>.state` (with a group sequence number) and in the snapshot's summary. A
+process killed at any instant has either committed a group with its cursor or neither, and the next
+run resumes from the committed cursor.
+
+**Quarantine.** Records the source cannot parse and values a cast cannot convert go to
+`<dataset>__quarantine` with the reason, the source position and the raw payload. The quarantine
+commit of a group comes just before its data commit and carries the same sequence number; a run
+first deletes this pipeline's quarantine rows with a sequence number above the dataset's committed
+one (left by a run that died between the two commits), so quarantined records are exactly-once too.
+
+**Schema changes never reset data.** New columns are added to the dataset; Iceberg-compatible
+widenings (int → long, float → double) are applied; anything else pauses the pipeline with the
+reason, and nothing of the batch is written, until the mapping is changed (`pipeline apply`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.table import Table, Transaction
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from manara.connect.protocol import Chunk, Context, Source
+from manara.connect.registry import get_connector
+from manara.connect.transforms import Transform, Transformer
+from manara.errors import BadRequest, Conflict, ManaraError, NotFound, SchemaMismatch
+from manara.govern import audit
+from manara.govern.principal import Principal
+from manara.lake import schema as schema_rules
+from manara.lake.catalog import TABLE_DEFAULTS, ensure_namespace, identifier
+from manara.meta.db import session_scope
+from manara.meta.models import Pipeline, PipelineRun, Role, utcnow
+from manara.workspace import Workspace
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+STATE_PROPERTY = "manara.pipeline.{name}.state"
+QUARANTINE_SUFFIX = "__quarantine"
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("pipeline", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("quarantined_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("position", pa.string(), nullable=False),
+        pa.field("payload", pa.string()),
+    ]
+)
+
+
+class PipelineNotFound(NotFound):
+    type, title = "pipeline-not-found", "Pipeline not found"
+
+
+class PipelinePaused(Conflict):
+    type, title = "pipeline-paused", "Pipeline paused"
+
+
+class SourceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DestinationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    commit_rows: int = Field(100_000, ge=1, le=10_000_000)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        if not _NAME.match(v) or "__" in v:
+            raise ValueError(f"'{v}' is not a dataset name (lower-case letters, digits, _; no '__')")
+        return v
+
+
+class PipelineSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    source: SourceSpec
+    transforms: list[Transform] = Field(default_factory=list)
+    destination: DestinationSpec
+    schedule: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"'{v}' is not a pipeline name (start with a letter; lower-case, digits, _)")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        if v is not None:
+            from croniter import croniter
+
+            if not croniter.is_valid(v):
+                raise ValueError(f"'{v}' is not a cron expression (e.g. '*/15 * * * *')")
+        return v
+
+
+def parse_spec(text: str, label: str = "pipeline") -> PipelineSpec:
+    """A YAML (or JSON) pipeline file, validated: one readable error when it is not right."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise BadRequest(f"{label}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"{label}: a pipeline is a mapping with name, source and destination")
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "pipeline"
+        raise BadRequest(f"{label}: {where}: {first['msg']}", errors=len(err.errors())) from None
+
+
+# --- declared pipelines ------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineInfo:
+    name: str
+    spec: dict[str, Any]
+    paused: str | None
+    updated_at: datetime
+    updated_by: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _row(s: Session, principal: Principal, name: str) -> Pipeline | None:
+    return s.scalar(select(Pipeline).where(Pipeline.tenant_id == principal.tenant_id, Pipeline.name == name))
+
+
+def _info(row: Pipeline) -> PipelineInfo:
+    return PipelineInfo(row.name, json.loads(row.spec), row.paused, row.updated_at, row.updated_by)
+
+
+def apply_pipeline(ws: Workspace, principal: Principal, spec: PipelineSpec) -> tuple[PipelineInfo, bool]:
+    """Create or replace a pipeline's declaration (a replaced one is un-paused). Returns (info, created)."""
+    principal.require(Role.steward, "applying a pipeline")
+    get_connector(spec.source.type, "source").options.model_validate(spec.source.options)
+    body = spec.model_dump_json(exclude_none=True)
+    with session_scope(ws.engine) as s:
+        row = _row(s, principal, spec.name)
+        created = row is None
+        if row is None:
+            row = Pipeline(
+                tenant_id=principal.tenant_id, name=spec.name, spec=body, updated_by=principal.actor
+            )
+            s.add(row)
+        else:
+            row.spec, row.paused, row.updated_at, row.updated_by = body, None, utcnow(), principal.actor
+        s.flush()
+        audit.record(
+            s.connection(),
+            audit.EventFields(principal.actor, "pipeline.apply", tenant=principal.tenant, target=spec.name,
+                              detail={"created": created, "source": spec.source.type,
+                                      "dataset": spec.destination.dataset},
+                              request_id=audit.request_id_var.get()),
+        )  # fmt: skip
+        return _info(row), created
+
+
+def get_pipeline(ws: Workspace, principal: Principal, name: str) -> PipelineInfo:
+    principal.require(Role.analyst, "reading pipelines")
+    with session_scope(ws.engine) as s:
+        row = _row(s, principal, name)
+        if row is None:
+            raise PipelineNotFound(f"pipeline '{name}' does not exist")
+        return _info(row)
+
+
+def list_pipelines(ws: Workspace, principal: Principal) -> list[dict[str, Any]]:
+    principal.require(Role.analyst, "reading pipelines")
+    with session_scope(ws.engine) as s:
+        rows = s.scalars(
+            select(Pipeline).where(Pipeline.tenant_id == principal.tenant_id).order_by(Pipeline.name)
+        ).all()
+        out = []
+        for row in rows:
+            spec = json.loads(row.spec)
+            last = _runs(s, row.id, 1)
+            out.append({
+                "name": row.name, "source": spec["source"]["type"], "dataset": spec["destination"]["dataset"],
+                "schedule": spec.get("schedule"), "paused": row.paused,
+                "last_run": last[0] if last else None,
+            })  # fmt: skip
+        return out
+
+
+def _runs(s: Session, pipeline_id: int, limit: int) -> list[dict[str, Any]]:
+    rows = s.scalars(
+        select(PipelineRun)
+        .where(PipelineRun.pipeline_id == pipeline_id)
+        .order_by(PipelineRun.started_at.desc(), PipelineRun.id)
+        .limit(limit)
+    ).all()
+    return [_run_dict(r) for r in rows]
+
+
+def _run_dict(r: PipelineRun) -> dict[str, Any]:
+    seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else None
+    return {
+        "id": r.id, "status": r.status, "trigger": r.trigger, "actor": r.actor,
+        "started_at": r.started_at, "finished_at": r.finished_at, "seconds": seconds,
+        "rows_in": r.rows_in, "rows_loaded": r.rows_loaded, "rows_quarantined": r.rows_quarantined,
+        "bytes_in": r.bytes_in, "commits": r.commits, "error": r.error,
+    }  # fmt: skip
+
+
+def pipeline_runs(ws: Workspace, principal: Principal, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    principal.require(Role.analyst, "reading pipelines")
+    with session_scope(ws.engine) as s:
+        row = _row(s, principal, name)
+        if row is None:
+            raise PipelineNotFound(f"pipeline '{name}' does not exist")
+        return _runs(s, row.id, limit)
+
+
+def pipeline_status(ws: Workspace, principal: Principal, name: str) -> dict[str, Any]:
+    """The declaration, whether it is paused, its last run and the cursor committed in the lake."""
+    info = get_pipeline(ws, principal, name)
+    spec = PipelineSpec.model_validate(info.spec)
+    table = _load(ws, principal, spec.destination.dataset)
+    state = committed_state(table, name)
+    runs = pipeline_runs(ws, principal, name, 1)
+    return {
+        "name": name, "source": spec.source.type, "dataset": spec.destination.dataset,
+        "schedule": spec.schedule, "paused": info.paused, "last_run": runs[0] if runs else None,
+        "committed": state,
+    }  # fmt: skip
+
+
+# --- the lake side -----------------------------------------------------------------------------
+
+
+def _load(ws: Workspace, principal: Principal, dataset: str) -> Table | None:
+    try:
+        return ws.catalog.load_table(identifier(principal.tenant, dataset))
+    except NoSuchTableError:
+        return None
+
+
+def committed_state(table: Table | None, name: str) -> dict[str, Any] | None:
+    """{"seq", "cursor", "run"} committed with the dataset's rows, or None before the first commit."""
+    if table is None:
+        return None
+    raw = table.properties.get(STATE_PROPERTY.format(name=name))
+    return json.loads(raw) if raw else None
+
+
+@dataclass
+class RunResult:
+    pipeline: str
+    run_id: str
+    status: str
+    rows_in: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    bytes_in: int = 0
+    commits: int = 0
+    columns_added: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Progress = Callable[[int], None]
+
+
+@contextlib.contextmanager
+def _run_lock(ws: Workspace, principal: Principal, name: str) -> Iterator[None]:
+    folder = ws.settings.home / "locks" / "pipelines"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{principal.tenant}.{name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(f"pipeline '{name}' is already running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_pipeline(
+    ws: Workspace,
+    principal: Principal,
+    name: str,
+    *,
+    trigger: str = "manual",
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run the pipeline once, from its committed cursor to the end of what the source has now."""
+    principal.require(Role.steward, "running a pipeline")
+    with _run_lock(ws, principal, name):
+        with session_scope(ws.engine) as s:
+            row = _row(s, principal, name)
+            if row is None:
+                raise PipelineNotFound(f"pipeline '{name}' does not exist")
+            if row.paused:
+                raise PipelinePaused(f"pipeline '{name}' is paused: {row.paused}")
+            spec = PipelineSpec.model_validate_json(row.spec)
+            pipeline_id = row.id
+            for stale in s.scalars(
+                select(PipelineRun).where(
+                    PipelineRun.pipeline_id == pipeline_id, PipelineRun.status == "running"
+                )
+            ):  # we hold the lock: a run still marked running died with its process
+                stale.status, stale.error, stale.finished_at = (
+                    "failed",
+                    "interrupted (process ended)",
+                    utcnow(),
+                )
+            run = PipelineRun(id=uuid.uuid4().hex, pipeline_id=pipeline_id, status="running", trigger=trigger,
+                              actor=principal.actor)  # fmt: skip
+            s.add(run)
+            run_id = run.id
+        result = RunResult(name, run_id, "running")
+        started = time.perf_counter()
+        try:
+            _Runner(ws, principal, spec, result, progress).run()
+            result.status = "succeeded"
+        except PipelinePaused as err:
+            result.status, result.error = "paused", err.detail
+            with session_scope(ws.engine) as s:
+                paused_row = s.get(Pipeline, pipeline_id)
+                assert paused_row is not None
+                paused_row.paused = err.detail
+        except ManaraError as err:
+            result.status, result.error = "failed", err.detail
+        except Exception as err:
+            result.status, result.error = "failed", f"{type(err).__name__}: {err}"
+        result.seconds = time.perf_counter() - started
+        with session_scope(ws.engine) as s:
+            run_row = s.get(PipelineRun, run_id)
+            assert run_row is not None
+            run_row.status, run_row.error, run_row.finished_at = result.status, result.error, utcnow()
+            run_row.rows_in, run_row.rows_loaded = result.rows_in, result.rows_loaded
+            run_row.rows_quarantined, run_row.bytes_in, run_row.commits = (
+                result.rows_quarantined, result.bytes_in, result.commits,
+            )  # fmt: skip
+            audit.record(
+                s.connection(),
+                audit.EventFields(principal.actor, "pipeline.run", tenant=principal.tenant, target=name,
+                                  outcome="ok" if result.status == "succeeded" else "error",
+                                  detail={k: v for k, v in result.as_dict().items() if k != "pipeline"},
+                                  request_id=audit.request_id_var.get()),
+            )  # fmt: skip
+    return result
+
+
+class _Runner:
+    def __init__(
+        self,
+        ws: Workspace,
+        principal: Principal,
+        spec: PipelineSpec,
+        result: RunResult,
+        progress: Progress | None,
+    ) -> None:
+        self.ws, self.principal, self.spec, self.result, self.progress = ws, principal, spec, result, progress
+        self.ident = identifier(principal.tenant, spec.destination.dataset)
+        self.qident = identifier(principal.tenant, spec.destination.dataset + QUARANTINE_SUFFIX)
+        self.transformer = Transformer(spec.transforms)
+
+    def run(self) -> None:
+        ensure_namespace(self.ws.catalog, self.principal.tenant)
+        table = _load(self.ws, self.principal, self.spec.destination.dataset)
+        state = committed_state(table, self.spec.name) or {"seq": 0, "cursor": None}
+        self.seq = int(state["seq"])
+        self._forget_uncommitted_quarantine()
+        connector = get_connector(self.spec.source.type, "source")
+        context = Context(tmp_dir=self.ws.settings.tmp_path)
+        source = connector.create(self.spec.source.options, context)
+        assert isinstance(source, Source)
+        rows: list[pa.RecordBatch] = []
+        rejects: list[pa.Table] = []
+        pending = 0
+        cursor = state["cursor"]
+        moved = False
+        for chunk in source.read(cursor):
+            kept, bad = self._transform(chunk)
+            if kept is not None and kept.num_rows:
+                rows.append(kept)
+                pending += kept.num_rows
+            if bad is not None and bad.num_rows:
+                rejects.append(bad)
+            cursor, moved = chunk.cursor, True
+            self.result.bytes_in += chunk.bytes_read
+            if self.progress:
+                self.progress(self.result.rows_in)
+            if pending >= self.spec.destination.commit_rows:
+                self._commit(rows, rejects, cursor)
+                rows, rejects, pending, moved = [], [], 0, False
+        if moved:
+            self._commit(rows, rejects, cursor)
+
+    def _transform(self, chunk: Chunk) -> tuple[pa.RecordBatch | None, pa.Table | None]:
+        rejects = [chunk.rejects] if chunk.rejects is not None and chunk.rejects.num_rows else []
+        self.result.rows_in += rejects[0].num_rows if rejects else 0
+        kept = None
+        if chunk.batch is not None and chunk.batch.num_rows:
+            self.result.rows_in += chunk.batch.num_rows
+            kept, bad = self.transformer.apply(chunk.batch, chunk.position)
+            if bad is not None:
+                rejects.append(bad)
+        return kept, pa.concat_tables(rejects) if rejects else None
+
+    # --- commits ---------------------------------------------------------------------------------
+
+    def _forget_uncommitted_quarantine(self) -> None:
+        """Delete quarantine rows of groups whose data commit never happened (a run that died between)."""
+        qtable = _load(self.ws, self.principal, self.spec.destination.dataset + QUARANTINE_SUFFIX)
+        if qtable is None:
+            return
+        stale = f"pipeline = '{self.spec.name}' AND seq > {self.seq}"  # the name is [a-z0-9_] only
+        if qtable.scan(row_filter=stale, selected_fields=("seq",)).to_arrow().num_rows:
+            qtable.delete(delete_filter=stale)
+
+    def _commit(self, rows: list[pa.RecordBatch], rejects: list[pa.Table], cursor: Any) -> None:
+        self.seq += 1
+        if rejects:
+            self._quarantine(pa.concat_tables(rejects))
+        table = _load(self.ws, self.principal, self.spec.destination.dataset)
+        if table is None and not rows:
+            return  # nothing to create the dataset with; the cursor is re-read next time (idempotent)
+        data = pa.Table.from_batches(rows) if rows else None
+        state = {"seq": self.seq, "cursor": cursor, "run": self.result.run_id}
+        props = {
+            "manara.pipeline": self.spec.name,
+            "manara.pipeline.run": self.result.run_id,
+            "manara.pipeline.seq": str(self.seq),
+            "manara.source": f"pipeline:{self.spec.name}",
+            "manara.actor": self.principal.actor,
+        }
+        table_props = {STATE_PROPERTY.format(name=self.spec.name): json.dumps(state, default=str)}
+        catalog = self.ws.catalog
+        added: list[str] = []
+        plan: schema_rules.SchemaPlan | None
+        tx: Transaction
+        if table is None:
+            assert data is not None
+            plan = schema_rules.plan(None, data.schema)
+            tx = catalog.create_table_transaction(
+                self.ident, schema=plan.target,
+                properties={**TABLE_DEFAULTS, "manara.owner": self.principal.actor},
+            )  # fmt: skip
+        else:
+            plan = schema_rules.plan(table.schema().as_arrow(), data.schema) if data is not None else None
+            tx = table.transaction()
+            if plan is not None and (plan.added or plan.promoted):
+                added = [f.name for f in plan.added]
+                with tx.update_schema() as upd:
+                    if plan.added:
+                        upd.union_by_name(pa.schema(plan.added))
+                    for col, new_type in plan.promoted.items():
+                        upd.update_column(col, field_type=new_type)
+        if data is not None and plan is not None:
+            conform = schema_rules.conformer(plan, f"pipeline '{self.spec.name}'")
+            try:
+                batches = [conform(b, 0) for b in data.to_batches()]
+            except SchemaMismatch as err:
+                raise PipelinePaused(
+                    f"{err.detail}. Nothing of this batch was written. Change the mapping (for example a "
+                    f"cast transform) and `manara pipeline apply` it to resume."
+                ) from None
+            tx.append(pa.Table.from_batches(batches, schema=plan.target), snapshot_properties=props)
+        tx.set_properties(table_props)
+        ev = audit.EventFields(
+            self.principal.actor, "dataset.pipeline_commit", tenant=self.principal.tenant,
+            target=self.spec.destination.dataset,
+            detail={"pipeline": self.spec.name, "run": self.result.run_id, "seq": self.seq,
+                    "rows": data.num_rows if data is not None else 0, "columns_added": added},
+            request_id=audit.request_id_var.get(),
+        )  # fmt: skip
+        try:
+            with audit.iceberg_commit_audit(catalog.engine, ev):
+                tx.commit_transaction()
+        except CommitFailedException as err:
+            raise Conflict(
+                f"dataset '{self.ident[1]}' was changed by another writer; rerun ({err})"
+            ) from None
+        self.result.commits += 1
+        self.result.rows_loaded += data.num_rows if data is not None else 0
+        self.result.columns_added += [c for c in added if c not in self.result.columns_added]
+
+    def _quarantine(self, rejects: pa.Table) -> None:
+        n = rejects.num_rows
+        now = datetime.now(UTC)
+        table = pa.table(
+            {
+                "pipeline": [self.spec.name] * n,
+                "run_id": [self.result.run_id] * n,
+                "seq": pa.array([self.seq] * n, pa.int64()),
+                "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
+                "reason": rejects.column("reason"),
+                "position": rejects.column("position"),
+                "payload": rejects.column("payload"),
+            },
+            schema=QUARANTINE_SCHEMA,
+        )
+        catalog = self.ws.catalog
+        try:
+            qtable = catalog.load_table(self.qident)
+            tx = qtable.transaction()
+        except NoSuchTableError:
+            tx = catalog.create_table_transaction(
+                self.qident, schema=QUARANTINE_SCHEMA, properties=TABLE_DEFAULTS
+            )
+        tx.append(
+            table,
+            snapshot_properties={"manara.pipeline": self.spec.name, "manara.pipeline.seq": str(self.seq)},
+        )
+        ev = audit.EventFields(
+            self.principal.actor, "dataset.quarantine", tenant=self.principal.tenant, target=self.qident[1],
+            detail={"pipeline": self.spec.name, "run": self.result.run_id, "seq": self.seq, "rows": n},
+            request_id=audit.request_id_var.get(),
+        )  # fmt: skip
+        with audit.iceberg_commit_audit(catalog.engine, ev):
+            tx.commit_transaction()
+        self.result.rows_quarantined += n

@@ -1,0 +1,116 @@
+"""The connector protocol: what a source yields and what a sink receives.
+
+A **source** reads an outside system in Arrow record batches. Each batch comes as a `Chunk` with
+the source's **cursor after that batch** (a small JSON-serialisable dict): handed back to
+`Source.read`, the cursor makes the source continue exactly after the last row the chunk carried.
+That is what lets a pipeline commit the cursor in the same Iceberg commit as the rows
+(exactly-once). A chunk may also carry the records the source could not parse (`rejects`), each
+with its reason, position and raw payload: they go to the dataset's quarantine, never dropped.
+
+A **sink** receives chunks. The lake sink is the default and is built into the pipeline runner
+(it needs the transaction); other sinks (webhook, PostgreSQL, MQTT) implement `Sink`.
+
+Connectors are found through the `manara.connectors` entry-point group (see
+`manara.connect.registry`): a third party ships a package whose entry point names a `Connector`,
+and `manara connectors` lists it without Manara being touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+Cursor = dict[str, Any]
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("position", pa.string(), nullable=False),  # e.g. "orders.csv line 17", "topic/a offset 3"
+        pa.field("payload", pa.string()),  # the raw record, as received (text; binary as base64)
+    ]
+)
+
+
+def rejects_table(rows: list[tuple[str, str, str | None]]) -> pa.Table:
+    """Rejected records as a table of REJECT_SCHEMA: (reason, position, raw payload)."""
+    reason, position, payload = (list(col) for col in zip(*rows, strict=True)) if rows else ([], [], [])
+    return pa.table({"reason": reason, "position": position, "payload": payload}, schema=REJECT_SCHEMA)
+
+
+@dataclass
+class Chunk:
+    """A batch of records read, and where the source stands after it."""
+
+    batch: pa.RecordBatch | None  # None: only rejects, or only a cursor move (an empty file)
+    cursor: Cursor
+    position: str  # human-readable: where these rows came from ("orders.csv rows 1–65,536")
+    rejects: pa.Table | None = None  # REJECT_SCHEMA
+    bytes_read: int = 0
+
+
+class Options(BaseModel):
+    """Base of every connector's options: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a connector may use: the workspace's temporary folder and its egress check."""
+
+    tmp_dir: Any  # pathlib.Path
+    check_egress: Callable[[str], None] = lambda url: None  # raises when a host is not allowed
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Source(Protocol):
+    def read(self, cursor: Cursor | None) -> Iterator[Chunk]:
+        """Chunks from just after `cursor` (None: from the beginning), in a deterministic order."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    def write(self, chunk: Chunk) -> None:
+        """Deliver one chunk; raise to fail the run (the cursor then stays where it was)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A registered connector: its name, kind, one-line summary, options model and factory."""
+
+    name: str
+    kind: Literal["source", "sink"]
+    summary: str
+    options: type[Options]
+    factory: Callable[[Any, Context], Source | Sink]  # (options instance, context) → connector
+
+    def create(self, raw_options: dict[str, Any], context: Context) -> Source | Sink:
+        return self.factory(self.options.model_validate(raw_options), context)
+
+    def describe(self) -> dict[str, Any]:
+        schema = self.options.model_json_schema()
+        required = set(schema.get("required", []))
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "summary": self.summary,
+            "options": [
+                {
+                    "name": name,
+                    "type": prop.get("type") or " | ".join(a.get("type", "?") for a in prop.get("anyOf", [])),
+                    "required": name in required,
+                    "default": prop.get("default"),
+                    "description": prop.get("description", ""),
+                }
+                for name, prop in schema.get("properties", {}).items()
+            ],
+        }

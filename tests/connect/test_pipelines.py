@@ -1,0 +1,145 @@
+"""Pipelines from YAML into the lake: exactly-once commits, resume, quarantine, schema changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+from manara.connect.pipelines import (
+    PipelinePaused,
+    apply_pipeline,
+    committed_state,
+    parse_spec,
+    pipeline_runs,
+    pipeline_status,
+    run_pipeline,
+)
+from manara.errors import BadRequest
+from manara.govern.principal import Principal
+from manara.lake.catalog import identifier
+from manara.workspace import Workspace
+
+
+def spec_text(folder: Path, *, transforms: str = "", commit_rows: int = 100_000) -> str:
+    return f"""
+name: visits
+source:
+  type: files
+  options: {{path: "{folder}", pattern: "*.csv"}}
+{transforms}
+destination:
+  dataset: visits
+  commit_rows: {commit_rows}
+"""
+
+
+def write_csv(path: Path, start: int, n: int, extra: str = "") -> None:
+    header = "id,amount" + (",region" if extra else "")
+    lines = [f"{i},{i * 1.5}" + (f",{extra}" if extra else "") for i in range(start, start + n)]
+    path.write_text(header + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def table_rows(ws: Workspace, operator: Principal, name: str = "visits") -> list[dict]:
+    table = ws.catalog.load_table(identifier(operator.tenant, name))
+    return sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r.get("id") or 0)
+
+
+def test_a_folder_loads_once_and_new_files_are_picked_up(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_csv(landing / "a.csv", 1, 10)
+    write_csv(landing / "b.csv", 11, 5)
+    apply_pipeline(ws, operator, parse_spec(spec_text(landing)))
+    first = run_pipeline(ws, operator, "visits")
+    assert (first.status, first.rows_in, first.rows_loaded, first.rows_quarantined) == (
+        "succeeded",
+        15,
+        15,
+        0,
+    )
+    again = run_pipeline(ws, operator, "visits")
+    assert (again.status, again.rows_loaded, again.commits) == ("succeeded", 0, 0)
+    write_csv(landing / "0-late.csv", 100, 3)  # sorts before the others: still picked up
+    third = run_pipeline(ws, operator, "visits")
+    assert third.rows_loaded == 3
+    ids = [r["id"] for r in table_rows(ws, operator)]
+    assert ids == list(range(1, 16)) + [100, 101, 102]
+    state = committed_state(ws.catalog.load_table(identifier(operator.tenant, "visits")), "visits")
+    assert state is not None and set(state["cursor"]["done"]) == {"a.csv", "b.csv", "0-late.csv"}
+    runs = pipeline_runs(ws, operator, "visits")
+    assert [r["rows_loaded"] for r in runs] == [3, 0, 15] and all(r["status"] == "succeeded" for r in runs)
+    assert pipeline_status(ws, operator, "visits")["committed"]["seq"] == state["seq"]
+
+
+def test_bad_values_and_unreadable_files_go_to_quarantine(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_text("id,amount\n1,10\n2,abc\n3,30\n", encoding="utf-8")
+    (landing / "broken.csv").write_bytes(b"id,amount\n1,\xff\xfe\x00\x00garbage\x00\n")
+    transforms = 'transforms:\n  - cast: {amount: double}\n  - filter: "amount > 0"'
+    apply_pipeline(ws, operator, parse_spec(spec_text(landing, transforms=transforms)))
+    result = run_pipeline(ws, operator, "visits")
+    assert result.status == "succeeded", result.error
+    assert [r["amount"] for r in table_rows(ws, operator)] == [10.0, 30.0]
+    quarantine = ws.catalog.load_table(identifier(operator.tenant, "visits__quarantine")).scan().to_arrow()
+    reasons = quarantine.column("reason").to_pylist()
+    assert any("'abc' is not a double" in r for r in reasons)
+    assert result.rows_quarantined == quarantine.num_rows >= 2
+    bad = quarantine.filter(pc.match_substring(quarantine.column("reason"), "abc")).to_pylist()[0]
+    assert '"abc"' in bad["payload"] and "a.csv" in bad["position"]
+    # a rerun neither re-loads nor re-quarantines anything
+    assert run_pipeline(ws, operator, "visits").rows_loaded == 0
+    assert (
+        ws.catalog.load_table(identifier(operator.tenant, "visits__quarantine")).scan().to_arrow().num_rows
+        == quarantine.num_rows
+    )
+
+
+def test_new_columns_evolve_the_table_and_incompatible_ones_pause(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    write_csv(landing / "a.csv", 1, 3)
+    apply_pipeline(ws, operator, parse_spec(spec_text(landing)))
+    run_pipeline(ws, operator, "visits")
+    write_csv(landing / "b.csv", 4, 2, extra="Souss")
+    result = run_pipeline(ws, operator, "visits")
+    assert result.columns_added == ["region"]
+    rows = table_rows(ws, operator)
+    assert len(rows) == 5 and rows[0]["region"] is None and rows[-1]["region"] == "Souss"
+    (landing / "c.csv").write_text("id,amount\nX-9,1\n", encoding="utf-8")  # id turns into text
+    paused = run_pipeline(ws, operator, "visits")
+    assert paused.status == "paused" and "column 'id'" in (paused.error or "")
+    assert len(table_rows(ws, operator)) == 5  # nothing lost, nothing half-written
+    with pytest.raises(PipelinePaused, match="paused"):
+        run_pipeline(ws, operator, "visits")
+    # the steward changes the mapping: ids become text in a new column, the pipeline resumes
+    fixed = "transforms:\n  - rename: {id: id_text}"
+    apply_pipeline(ws, operator, parse_spec(spec_text(landing, transforms=fixed)))
+    resumed = run_pipeline(ws, operator, "visits")
+    assert resumed.status == "succeeded" and resumed.rows_loaded == 1
+    assert len(table_rows(ws, operator)) == 6
+
+
+def test_bad_pipeline_files_are_refused_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(BadRequest, match="not valid YAML"):
+        parse_spec("name: [unclosed", "p.yaml")
+    with pytest.raises(BadRequest, match="destination"):
+        parse_spec("name: p\nsource: {type: files}\n", "p.yaml")
+    with pytest.raises(BadRequest, match="exactly one of"):
+        parse_spec(spec_text(tmp_path, transforms="transforms:\n  - {select: [a], filter: 'a > 1'}"))
+    with pytest.raises(BadRequest, match="not allowed|only expressions"):
+        parse_spec(spec_text(tmp_path, transforms='transforms:\n  - filter: "id IN (SELECT 1)"'))
+    with pytest.raises(BadRequest, match="read_csv"):
+        parse_spec(
+            spec_text(tmp_path, transforms="transforms:\n  - derive: {x: \"read_csv('/etc/passwd')\"}")
+        )
+    with pytest.raises(BadRequest, match="cron"):
+        parse_spec(spec_text(tmp_path) + "schedule: every day\n")
