@@ -41,6 +41,7 @@ app.command("datasets")(data_cli.datasets)
 app.command("sql")(data_cli.sql)
 app.add_typer(pipeline_cli.pipeline_app, name="pipeline")
 app.command("connectors")(pipeline_cli.connectors)
+app.add_typer(pipeline_cli.quarantine_app, name="quarantine")
 
 DEMO_TOKEN_FILE = "demo-token"
 

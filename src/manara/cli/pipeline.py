@@ -148,3 +148,44 @@ def pipeline_runs_cmd(
                               "rows_quarantined", "commits", "error"])  # fmt: skip
 
     run(go)
+
+
+quarantine_app = typer.Typer(help="Records pipelines could not load: list, show.")
+
+
+@quarantine_app.command("list")
+def quarantine_list(tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+    """Datasets with quarantined records, per pipeline."""
+    from manara.connect.quarantine import list_quarantines
+
+    def go() -> None:
+        ws = workspace()
+        rows = list_quarantines(ws, operator(ws, tenant))
+        if as_json:
+            print_json(rows)
+        else:
+            print_rows(rows, ["dataset", "pipeline", "records", "latest", "latest_reason"])
+
+    run(go)
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    dataset: str,
+    pipeline: str | None = typer.Option(None, "--pipeline"),
+    limit: int = typer.Option(50, "--limit"),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """A dataset's quarantined records: reason, source position and raw payload."""
+    from manara.connect.quarantine import show_quarantine
+
+    def go() -> None:
+        ws = workspace()
+        rows = show_quarantine(ws, operator(ws, tenant), dataset, pipeline=pipeline, limit=limit)
+        if as_json:
+            print_json(rows)
+        else:
+            print_rows(rows, ["quarantined_at", "pipeline", "position", "reason", "payload"])
+
+    run(go)

@@ -174,7 +174,7 @@ def _info(row: Pipeline) -> PipelineInfo:
 def apply_pipeline(ws: Workspace, principal: Principal, spec: PipelineSpec) -> tuple[PipelineInfo, bool]:
     """Create or replace a pipeline's declaration (a replaced one is un-paused). Returns (info, created)."""
     principal.require(Role.steward, "applying a pipeline")
-    get_connector(spec.source.type, "source").options.model_validate(spec.source.options)
+    get_connector(spec.source.type, "source").parse_options(spec.source.options)
     body = spec.model_dump_json(exclude_none=True)
     with session_scope(ws.engine) as s:
         row = _row(s, principal, spec.name)

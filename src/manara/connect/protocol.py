@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from manara.errors import BadRequest
 
 Cursor = dict[str, Any]
 
@@ -93,8 +95,17 @@ class Connector:
     options: type[Options]
     factory: Callable[[Any, Context], Source | Sink]  # (options instance, context) → connector
 
+    def parse_options(self, raw_options: dict[str, Any]) -> Options:
+        """The options, validated; one readable error naming the option when they are wrong."""
+        try:
+            return self.options.model_validate(raw_options)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "options"
+            raise BadRequest(f"{self.kind} '{self.name}': option '{where}': {first['msg']}") from None
+
     def create(self, raw_options: dict[str, Any], context: Context) -> Source | Sink:
-        return self.factory(self.options.model_validate(raw_options), context)
+        return self.factory(self.parse_options(raw_options), context)
 
     def describe(self) -> dict[str, Any]:
         schema = self.options.model_json_schema()

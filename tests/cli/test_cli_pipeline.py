@@ -1,0 +1,62 @@
+"""`manara connectors`, `manara pipeline …` and `manara quarantine …` end to end through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_runner import Cli
+
+from manara.config import Settings
+
+
+@pytest.fixture
+def cli(settings: Settings, database_url: str | None) -> Cli:
+    runner = Cli(settings.home, database_url)
+    runner.ok("init")
+    return runner
+
+
+def test_pipeline_from_yaml_through_the_cli(cli: Cli, tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_text("id,amount\n1,10\n2,oops\n3,30\n", encoding="utf-8")
+    spec = tmp_path / "visits.yaml"
+    spec.write_text(
+        f"name: visits\nsource: {{type: files, options: {{path: '{landing}'}}}}\n"
+        "transforms:\n  - cast: {amount: double}\ndestination: {dataset: visits}\n",
+        encoding="utf-8",
+    )
+    connectors = cli.json("connectors", "--json")
+    assert "files" in {c["name"] for c in connectors["connectors"]}
+    assert "created" in cli.ok("pipeline", "apply", str(spec)).stdout
+    run = cli.json("pipeline", "run", "visits", "--json")
+    assert (run["status"], run["rows_in"], run["rows_loaded"], run["rows_quarantined"]) == (
+        "succeeded",
+        3,
+        2,
+        1,
+    )
+    assert "visits" in cli.ok("pipeline", "list").stdout
+    status = cli.json("pipeline", "status", "visits", "--json")
+    assert status["committed"]["cursor"]["done"] == {"a.csv": status["committed"]["cursor"]["done"]["a.csv"]}
+    runs = cli.json("pipeline", "runs", "visits", "--json")
+    assert [r["rows_loaded"] for r in runs] == [2]
+    listed = cli.json("quarantine", "list", "--json")
+    assert [(q["dataset"], q["pipeline"], q["records"]) for q in listed] == [("visits", "visits", 1)]
+    shown = cli.json("quarantine", "show", "visits", "--json")
+    assert "'oops' is not a double" in shown[0]["reason"] and '"oops"' in shown[0]["payload"]
+    out = cli.ok("sql", "SELECT sum(amount) AS total, count(*) AS n FROM visits", "-o", "csv").stdout
+    assert out.split() == ["total,n", "40.0,2"]
+
+
+def test_pipeline_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsource: {type: ftp}\ndestination: {dataset: d}\n", encoding="utf-8")
+    assert "no source connector named 'ftp'" in cli.fails("pipeline", "apply", str(bad))
+    bad.write_text("name: x\nsource: {type: files, options: {path: /nonexistent, colour: red}}\n"
+                   "destination: {dataset: d}\n", encoding="utf-8")  # fmt: skip
+    assert "option 'colour'" in cli.fails("pipeline", "apply", str(bad))
+    assert "does not exist" in cli.fails("pipeline", "run", "nothing")
+    assert "cannot read" in cli.fails("pipeline", "apply", str(tmp_path / "missing.yaml"))
+    assert "no quarantine" in cli.fails("quarantine", "show", "visits")
