@@ -141,5 +141,7 @@ def test_bad_pipeline_files_are_refused_with_one_line(tmp_path: Path) -> None:
         parse_spec(
             spec_text(tmp_path, transforms="transforms:\n  - derive: {x: \"read_csv('/etc/passwd')\"}")
         )
+    with pytest.raises(BadRequest, match="not a dataset name"):
+        parse_spec(spec_text(tmp_path).replace("dataset: visits", "dataset: v"))
     with pytest.raises(BadRequest, match="cron"):
         parse_spec(spec_text(tmp_path) + "schedule: every day\n")

@@ -13,7 +13,7 @@ from manara import __version__
 from manara.api.docs import DOCS_URL, OPENAPI_URL, install_docs
 from manara.api.errors import install_error_handlers
 from manara.api.metrics import ApiMetrics
-from manara.api.routers import audit, collections, datasets, health, openai, sql, tokens
+from manara.api.routers import audit, collections, datasets, health, openai, pipelines, sql, tokens
 from manara.config import Settings
 from manara.govern.audit import request_id_var
 from manara.workspace import Workspace
@@ -33,12 +33,12 @@ def create_app(settings: Settings, workspace: Workspace | None = None) -> FastAP
         redoc_url=None,
     )
     app.state.workspace = workspace or Workspace.open(settings)
-    app.state.metrics = ApiMetrics()
+    app.state.metrics = ApiMetrics(app.state.workspace.engine)
     install_error_handlers(app)
     install_docs(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (datasets, sql, tokens, audit, collections):
+    for module in (datasets, sql, tokens, audit, collections, pipelines):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(openai.router)

@@ -133,7 +133,7 @@ def up(
     host: str | None = typer.Option(None, "--host", help="bind address (default: MANARA_HOST or 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="port (default: MANARA_PORT or 8000)"),
 ) -> None:
-    """Start the hub's HTTP server (API under /api/v1, docs at /api/v1/docs)."""
+    """Start the hub: the HTTP server (API under /api/v1, docs at /api/v1/docs) and the pipeline scheduler."""
     import uvicorn
 
     from manara.api.app import create_app
@@ -173,7 +173,14 @@ def up(
 
     ws = run(prepare)
     s = ws.settings
-    uvicorn.run(create_app(s, ws), host=host or s.host, port=port or s.port, log_level=s.log_level)
+    from manara.connect.scheduler import Scheduler
+
+    scheduler = Scheduler(ws)  # runs the pipelines that declare a cron `schedule`
+    scheduler.start()
+    try:
+        uvicorn.run(create_app(s, ws), host=host or s.host, port=port or s.port, log_level=s.log_level)
+    finally:
+        scheduler.stop()
 
 
 def main() -> None:

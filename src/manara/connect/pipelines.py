@@ -53,6 +53,7 @@ from manara.connect.registry import get_connector
 from manara.connect.transforms import Transform, Transformer
 from manara.errors import BadRequest, Conflict, ManaraError, NotFound, SchemaMismatch
 from manara.govern import audit
+from manara.govern.identity import SLUG_RE
 from manara.govern.principal import Principal
 from manara.lake import schema as schema_rules
 from manara.lake.catalog import TABLE_DEFAULTS, ensure_namespace, identifier
@@ -98,8 +99,11 @@ class DestinationSpec(BaseModel):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        if not _NAME.match(v) or "__" in v:
-            raise ValueError(f"'{v}' is not a dataset name (lower-case letters, digits, _; no '__')")
+        if not SLUG_RE.fullmatch(v) or "__" in v or len(v) > 63 - len(QUARANTINE_SUFFIX):
+            raise ValueError(
+                f"'{v}' is not a dataset name: 2-51 characters, lower-case letters, digits and '_' "
+                "(no '__'), starting with a letter"
+            )
         return v
 
 
