@@ -20,9 +20,16 @@ from typing import Any
 from sqlalchemy import Connection, Engine, RowMapping, event, insert, select, update
 from sqlalchemy.orm import Session
 
-from manara.meta.models import AuditEvent, AuditHead
+from manara.meta.models import AuditEvent, AuditHead, OutboxEvent
 
 GENESIS = "0" * 64
+# audited actions that are also published on the event bus (in the same transaction: an outbox row)
+PUBLISHED = {
+    "dataset.ingest": "ok",
+    "dataset.pipeline_commit": "ok",
+    "dataset.quarantine": "ok",
+    "pipeline.run": None,
+}
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("manara_request_id", default=None)
 
@@ -87,6 +94,11 @@ def record(conn: Connection, ev: EventFields) -> int:
     digest = event_hash(row)
     conn.execute(insert(AuditEvent).values(**row, hash=digest))
     conn.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=digest))
+    if ev.action in PUBLISHED and PUBLISHED[ev.action] in (None, ev.outcome):
+        conn.execute(
+            insert(OutboxEvent).values(tenant=ev.tenant, type=ev.action, subject=row["target"], outcome=ev.outcome,
+                                       data=detail, audit_seq=seq, created_at=ts)
+        )  # fmt: skip
     return int(seq)
 
 

@@ -160,6 +160,58 @@ class PipelineRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class OutboxEvent(Base):
+    """An event to publish (a dataset commit, a pipeline run, a quarantine), written in the same
+    transaction as the change it announces (see manara.govern.audit.record)."""
+
+    __tablename__ = "manara_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tenant: Mapped[str | None] = mapped_column(String(63), index=True, nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+
+
+class Subscription(Base):
+    """A webhook that receives the tenant's events matching its patterns, signed with its secret."""
+
+    __tablename__ = "manara_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("manara_tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[str] = mapped_column(Text)  # JSON list of patterns: "pipeline.run", "dataset.*"
+    secret: Mapped[str] = mapped_column(String(128))  # HMAC key: must be readable to sign deliveries
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    tenant: Mapped[Tenant] = relationship()
+
+
+class Delivery(Base):
+    """One event for one subscription: attempts, last answer, and whether it is done."""
+
+    __tablename__ = "manara_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("manara_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class AuditEvent(Base):
     """One line of the append-only, hash-chained audit log. `seq` is gapless and ordered."""
 
