@@ -13,7 +13,17 @@ from manara import __version__
 from manara.api.docs import DOCS_URL, OPENAPI_URL, install_docs
 from manara.api.errors import install_error_handlers
 from manara.api.metrics import ApiMetrics
-from manara.api.routers import audit, collections, datasets, health, openai, pipelines, sql, tokens
+from manara.api.routers import (
+    audit,
+    collections,
+    datasets,
+    health,
+    openai,
+    pipelines,
+    sql,
+    subscriptions,
+    tokens,
+)
 from manara.config import Settings
 from manara.govern.audit import request_id_var
 from manara.workspace import Workspace
@@ -38,7 +48,7 @@ def create_app(settings: Settings, workspace: Workspace | None = None) -> FastAP
     install_docs(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (datasets, sql, tokens, audit, collections, pipelines):
+    for module in (datasets, sql, tokens, audit, collections, pipelines, subscriptions):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(openai.router)
