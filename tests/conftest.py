@@ -43,7 +43,8 @@ def database_url() -> Iterator[str | None]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str | None) -> Settings:
-    overrides: dict[str, object] = {"home": tmp_path / "home"}
+    # files pipelines in tests read folders under tmp_path (in a deployment: $MANARA_HOME/landing)
+    overrides: dict[str, object] = {"home": tmp_path / "home", "file_roots": [tmp_path]}
     if database_url:
         overrides["database_url"] = database_url
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE = "manara.toml"
@@ -67,7 +67,31 @@ class Settings(BaseSettings):
         "organisation's hardware (off by default: answers are extractive)",
     )
     chat_api_key: SecretStr | None = Field(default=None, description="bearer key of the chat server")
+    egress_allow: list[str] = Field(
+        default_factory=list,
+        description="outside hosts that connectors may reach (default: none). Each entry is a host "
+        "name ('erp.example.ma'), its sub-domains ('*.gov.ma': any depth, not gov.ma itself), an IP "
+        "address ('10.20.0.5', 'fd00::1') or a network ('10.20.0.0/16', 'fd00::/8'), optionally with a "
+        "port ('erp.example.ma:8443', '10.20.0.0/16:5432', '[fd00::1]:443'). Link-local and "
+        "cloud-metadata addresses stay refused whatever is listed (manara.govern.egress). "
+        "In MANARA_EGRESS_ALLOW: a JSON list",
+    )
+    file_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders a `files` pipeline may read, besides $MANARA_HOME/landing (which is always "
+        "allowed): a steward can point a pipeline at a folder, so the server's other files stay out of "
+        "reach. In MANARA_FILE_ROOTS: a JSON list",
+    )
     log_level: str = "info"
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _check_egress_allow(cls, entries: list[str]) -> list[str]:
+        from manara.govern.egress import parse_rule
+
+        for entry in entries:
+            parse_rule(entry)  # a readable ValueError naming the entry
+        return entries
 
     @classmethod
     def settings_customise_sources(
@@ -94,6 +118,11 @@ class Settings(BaseSettings):
     @property
     def tmp_path(self) -> Path:
         return self.home / "tmp"
+
+    @property
+    def landing_path(self) -> Path:
+        """Where files for `files` pipelines are dropped by default."""
+        return self.home / "landing"
 
     def redacted(self) -> dict[str, Any]:
         """Effective settings with secrets hidden (passwords inside URLs too)."""

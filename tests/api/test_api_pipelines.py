@@ -240,7 +240,10 @@ def test_incompatible_schema_pauses_and_a_paused_pipeline_is_409(
 def test_a_failed_run_answers_200_with_its_error(
     client: TestClient, admin_token: str, tmp_path: Path
 ) -> None:
-    assert put(client, admin_token, "visits", spec_yaml(tmp_path / "missing")).status_code == 201
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    assert put(client, admin_token, "visits", spec_yaml(gone)).status_code == 201
+    gone.rmdir()  # the folder disappears after the declaration
     resp = run(client, admin_token)
     assert resp.status_code == 200, resp.text
     assert resp.headers["X-Manara-Run-Status"] == "failed"

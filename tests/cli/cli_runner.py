@@ -24,6 +24,7 @@ class Cli:
             "MANARA_DATABASE_URL": database_url,
             "MANARA_WAREHOUSE": None,
             "MANARA_DEFAULT_TENANT": None,
+            "MANARA_FILE_ROOTS": None,
         }
 
     def __call__(self, *args: str, env: dict[str, str | None] | None = None, input: str | None = None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from manara.config import Settings
 @pytest.fixture
 def cli(settings: Settings, database_url: str | None) -> Cli:
     runner = Cli(settings.home, database_url)
+    runner.env["MANARA_FILE_ROOTS"] = json.dumps([str(settings.home.parent)])
     runner.ok("init")
     return runner
 
@@ -52,10 +54,10 @@ def test_pipeline_from_yaml_through_the_cli(cli: Cli, tmp_path: Path) -> None:
 
 def test_pipeline_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nsource: {type: ftp}\ndestination: {dataset: d}\n", encoding="utf-8")
+    bad.write_text("name: x\nsource: {type: ftp}\ndestination: {dataset: dd}\n", encoding="utf-8")
     assert "no source connector named 'ftp'" in cli.fails("pipeline", "apply", str(bad))
     bad.write_text("name: x\nsource: {type: files, options: {path: /nonexistent, colour: red}}\n"
-                   "destination: {dataset: d}\n", encoding="utf-8")  # fmt: skip
+                   "destination: {dataset: dd}\n", encoding="utf-8")  # fmt: skip
     assert "option 'colour'" in cli.fails("pipeline", "apply", str(bad))
     assert "does not exist" in cli.fails("pipeline", "run", "nothing")
     assert "cannot read" in cli.fails("pipeline", "apply", str(tmp_path / "missing.yaml"))

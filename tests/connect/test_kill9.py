@@ -6,6 +6,7 @@ quarantine commit before most data commits), so a kill lands before, inside and 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -45,8 +46,8 @@ transforms: [{{cast: {{amount: long}}}}]
 destination: {{dataset: loaded, commit_rows: 60}}
 """
     apply_pipeline(ws, operator, parse_spec(spec))
-    env = {**os.environ, "MANARA_HOME": str(settings.home), "MANARA_WAREHOUSE": ""}
-    env.pop("MANARA_WAREHOUSE")
+    env = {**os.environ, "MANARA_HOME": str(settings.home), "MANARA_FILE_ROOTS": json.dumps([str(tmp_path)])}
+    env.pop("MANARA_WAREHOUSE", None)
     if settings.database_url:
         env["MANARA_DATABASE_URL"] = settings.database_url
     cmd = [sys.executable, "-m", "manara.cli.main", "pipeline", "run", "loader", "--json"]

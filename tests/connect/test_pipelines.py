@@ -16,7 +16,7 @@ from manara.connect.pipelines import (
     pipeline_status,
     run_pipeline,
 )
-from manara.errors import BadRequest
+from manara.errors import BadRequest, Forbidden
 from manara.govern.principal import Principal
 from manara.lake.catalog import identifier
 from manara.workspace import Workspace
@@ -126,6 +126,20 @@ def test_new_columns_evolve_the_table_and_incompatible_ones_pause(
     resumed = run_pipeline(ws, operator, "visits")
     assert resumed.status == "succeeded" and resumed.rows_loaded == 1
     assert len(table_rows(ws, operator)) == 6
+
+
+def test_a_folder_outside_the_file_roots_is_refused(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
+    with pytest.raises(Forbidden, match="outside the folders pipelines may read"):
+        apply_pipeline(ws, operator, parse_spec(spec_text(Path("/etc"))))
+    with pytest.raises(Forbidden, match="outside"):  # no way around it through '..'
+        apply_pipeline(ws, operator, parse_spec(spec_text(tmp_path / ".." / ".." / "etc")))
+    landing = ws.settings.landing_path  # always readable
+    landing.mkdir(parents=True)
+    write_csv(landing / "a.csv", 1, 2)
+    apply_pipeline(ws, operator, parse_spec(spec_text(landing)))
+    assert run_pipeline(ws, operator, "visits").rows_loaded == 2
 
 
 def test_bad_pipeline_files_are_refused_with_one_line(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def up(
     host: str | None = typer.Option(None, "--host", help="bind address (default: MANARA_HOST or 127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="port (default: MANARA_PORT or 8000)"),
 ) -> None:
-    """Start the hub: the HTTP server (API under /api/v1, docs at /api/v1/docs) and the pipeline scheduler."""
+    """Start the hub: HTTP server (API under /api/v1, docs at /api/v1/docs), pipeline scheduler, event delivery."""
     import uvicorn
 
     from manara.api.app import create_app
@@ -173,13 +173,25 @@ def up(
 
     ws = run(prepare)
     s = ws.settings
+    import functools
+
+    from manara.connect.bus import Dispatcher
     from manara.connect.scheduler import Scheduler
+    from manara.govern.egress import check_egress
 
     scheduler = Scheduler(ws)  # runs the pipelines that declare a cron `schedule`
+    dispatcher = Dispatcher(  # delivers events to webhook subscriptions, to allowed hosts only
+        ws,
+        check_egress=functools.partial(
+            check_egress, ws, actor="bus", tenant=None, purpose="webhook delivery"
+        ),
+    )
     scheduler.start()
+    dispatcher.start()
     try:
         uvicorn.run(create_app(s, ws), host=host or s.host, port=port or s.port, log_level=s.log_level)
     finally:
+        dispatcher.stop()
         scheduler.stop()
 
 

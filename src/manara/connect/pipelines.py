@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import re
 import time
@@ -175,10 +176,28 @@ def _info(row: Pipeline) -> PipelineInfo:
     return PipelineInfo(row.name, json.loads(row.spec), row.paused, row.updated_at, row.updated_by)
 
 
+def connector_context(ws: Workspace, principal: Principal, pipeline: str) -> Context:
+    """What a pipeline's connectors may reach: the egress allow-list, the readable folders."""
+    from manara.govern.egress import check_egress
+
+    return Context(
+        tmp_dir=ws.settings.tmp_path,
+        check_egress=functools.partial(
+            check_egress, ws, actor=principal.actor, tenant=principal.tenant, purpose=f"pipeline {pipeline}"
+        ),
+        file_roots=(ws.settings.landing_path, *ws.settings.file_roots),
+    )
+
+
 def apply_pipeline(ws: Workspace, principal: Principal, spec: PipelineSpec) -> tuple[PipelineInfo, bool]:
-    """Create or replace a pipeline's declaration (a replaced one is un-paused). Returns (info, created)."""
+    """Create or replace a pipeline's declaration (a replaced one is un-paused). Returns (info, created).
+
+    The source is opened once (not read) so that a wrong option, an unreachable host or a folder
+    outside `file_roots` is refused now, not at the first run."""
     principal.require(Role.steward, "applying a pipeline")
-    get_connector(spec.source.type, "source").parse_options(spec.source.options)
+    get_connector(spec.source.type, "source").create(
+        spec.source.options, connector_context(ws, principal, spec.name)
+    )
     body = spec.model_dump_json(exclude_none=True)
     with session_scope(ws.engine) as s:
         row = _row(s, principal, spec.name)
@@ -413,8 +432,9 @@ class _Runner:
         self.seq = int(state["seq"])
         self._forget_uncommitted_quarantine()
         connector = get_connector(self.spec.source.type, "source")
-        context = Context(tmp_dir=self.ws.settings.tmp_path)
-        source = connector.create(self.spec.source.options, context)
+        source = connector.create(
+            self.spec.source.options, connector_context(self.ws, self.principal, self.spec.name)
+        )
         assert isinstance(source, Source)
         rows: list[pa.RecordBatch] = []
         rejects: list[pa.Table] = []

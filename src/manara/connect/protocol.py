@@ -66,6 +66,7 @@ class Context:
 
     tmp_dir: Any  # pathlib.Path
     check_egress: Callable[[str], None] = lambda url: None  # raises when a host is not allowed
+    file_roots: tuple[Any, ...] = ()  # folders a file-reading connector may read (pathlib.Path)
     extras: dict[str, Any] = field(default_factory=dict)
 
 

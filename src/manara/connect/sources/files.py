@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import Field
 
 from manara.connect.protocol import Chunk, Connector, Context, Cursor, Options, rejects_table
-from manara.errors import BadRequest, ManaraError
+from manara.errors import BadRequest, Forbidden, ManaraError
 from manara.lake.ingest import duckdb_types
 from manara.lake.readers import open_source
 
@@ -50,6 +50,13 @@ class FilesSource:
             self.root, self.glob = raw.parent, raw.name
         else:
             self.root, self.glob = raw, options.pattern
+        resolved = self.root.resolve()
+        roots = [Path(r).resolve() for r in context.file_roots]
+        if context.file_roots and not any(resolved.is_relative_to(r) for r in roots):
+            raise Forbidden(
+                f"files source: {self.root} is outside the folders pipelines may read "
+                f"({', '.join(map(str, roots))}); an administrator can add it to the file_roots setting"
+            )
         if not self.root.is_dir():
             raise BadRequest(f"files source: {self.root} is not a folder")
 
