@@ -34,6 +34,7 @@ import contextlib
 import fcntl
 import functools
 import json
+import os
 import re
 import time
 import uuid
@@ -173,7 +174,41 @@ def _row(s: Session, principal: Principal, name: str) -> Pipeline | None:
 
 
 def _info(row: Pipeline) -> PipelineInfo:
-    return PipelineInfo(row.name, json.loads(row.spec), row.paused, row.updated_at, row.updated_by)
+    return PipelineInfo(row.name, _redacted(json.loads(row.spec)), row.paused, row.updated_at, row.updated_by)
+
+
+def _redacted(value: Any) -> Any:
+    """The spec as shown: passwords inside URLs hidden (write `${ENV_VAR}` to keep them out of it)."""
+    from manara.govern.egress import redact
+
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return redact(value) if isinstance(value, str) and "://" in value else value
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_env(value: Any) -> Any:
+    """Connector options with `${NAME}` replaced by the hub's environment variable NAME (secrets
+    such as database passwords stay out of the stored spec)."""
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise BadRequest(
+                f"connector option refers to ${{{m.group(1)}}}, not set in the hub's environment"
+            )
+        return os.environ[m.group(1)]
+
+    return _ENV_REF.sub(sub, value)
 
 
 def connector_context(ws: Workspace, principal: Principal, pipeline: str) -> Context:
@@ -195,9 +230,8 @@ def apply_pipeline(ws: Workspace, principal: Principal, spec: PipelineSpec) -> t
     The source is opened once (not read) so that a wrong option, an unreachable host or a folder
     outside `file_roots` is refused now, not at the first run."""
     principal.require(Role.steward, "applying a pipeline")
-    get_connector(spec.source.type, "source").create(
-        spec.source.options, connector_context(ws, principal, spec.name)
-    )
+    connector = get_connector(spec.source.type, "source")
+    connector.create(expand_env(spec.source.options), connector_context(ws, principal, spec.name))
     body = spec.model_dump_json(exclude_none=True)
     with session_scope(ws.engine) as s:
         row = _row(s, principal, spec.name)
@@ -432,9 +466,8 @@ class _Runner:
         self.seq = int(state["seq"])
         self._forget_uncommitted_quarantine()
         connector = get_connector(self.spec.source.type, "source")
-        source = connector.create(
-            self.spec.source.options, connector_context(self.ws, self.principal, self.spec.name)
-        )
+        context = connector_context(self.ws, self.principal, self.spec.name)
+        source = connector.create(expand_env(self.spec.source.options), context)
         assert isinstance(source, Source)
         rows: list[pa.RecordBatch] = []
         rejects: list[pa.Table] = []

@@ -1,0 +1,839 @@
+"""SQL database source: a table, a view or one SELECT of any database SQLAlchemy reaches.
+
+    source:
+      type: sql
+      options:
+        url: postgresql+psycopg://reader:…@db.example/crm
+        table: public.orders            # or query: "SELECT … FROM …"
+        mode: incremental
+        cursor_column: updated_at
+        primary_key: [id]
+
+**Keyset pagination.** Rows are read in pages of `batch_rows` in the order of a *key*:
+`primary_key` in full mode, `(cursor_column, *primary_key)` in incremental mode. Each page is one
+bounded query, `… WHERE (key) > (:last) ORDER BY key LIMIT batch_rows`, so memory stays bounded
+whatever the table's size, no transaction stays open while the pipeline commits, and the source's
+cursor after a chunk is simply the key of its last row: `{"key": [...], "last": [...], "types":
+[...]}` (values JSON-serialisable: datetimes as ISO strings, decimals as strings, with their type
+in `types` so that they are bound back as the same type). A run killed after any commit resumes
+exactly after the committed row: nothing skipped, nothing read twice. Each page is an index range
+scan when the key has an index (the primary key; for incremental mode an index on
+`(cursor_column, primary_key)`): without one, every page scans the table.
+
+**Modes.**
+- `full` reads the table once, in primary-key order, resumably. When the pass is complete the
+  cursor says so and later runs read nothing (the lake dataset is append-only: re-reading would
+  duplicate every row). Follow a growing table with `incremental` mode instead.
+- `incremental` reads the rows whose `(cursor_column, primary_key)` is greater than the last
+  committed one: a later run picks up the rows inserted since, including rows that share the last
+  row's cursor value but have a greater primary key. A row whose cursor column is updated (an
+  `updated_at` set on update) moves forward and **is loaded again**: the dataset receives an
+  appended new version of every changed row (keep the latest per primary key when reading).
+  Deleted rows are not seen. Rows whose key columns are NULL are never read (use a `query` with
+  COALESCE to give them a value). A transaction that commits rows with a cursor value lower than
+  one already read (a long transaction that set `updated_at` at its start) is missed: prefer a
+  cursor the database assigns at commit, or a sequence.
+- Without `primary_key` (a `query`, or a table without a primary key, in incremental mode), the
+  cursor column alone is the key: a page never ends inside a group of rows sharing a cursor value
+  (the whole group is read with it), but rows added later with the last value already read are
+  missed. Give `primary_key` to tie-break.
+
+**Safety.** Identifiers go through SQLAlchemy's quoting of the database's dialect; a `query` must
+be a single SELECT (checked with sqlglot: no DML, DDL, SELECT INTO or locking clause) and is
+read as a sub-select. Connections are read-only where the database allows it (PostgreSQL
+`BEGIN READ ONLY`, MySQL `SET SESSION TRANSACTION READ ONLY`, SQLite `PRAGMA query_only`); a
+database role with only SELECT rights remains the real guarantee. Errors are one line, with the
+URL's password hidden.
+
+**Types.** Arrow types come from the table's reflected column types (or, for a `query` on
+PostgreSQL, from the result's type OIDs), so every batch of a run has the same schema, an empty
+table included; columns whose type the database does not say (SQLite expressions) take the type of
+their first non-NULL value. A value that does not fit its column's type goes to the quarantine with
+its row, never silently converted.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import sqlalchemy as sa
+import sqlglot
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.types import NullType, TypeEngine
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
+
+from manara.connect.protocol import Chunk, Connector, Context, Cursor, Options, rejects_table
+from manara.errors import BadRequest, Forbidden
+
+CONNECT_TIMEOUT_S = 15
+MAX_COLUMNS_NAMED = 20  # columns listed in an "unknown column" error
+SUBQUERY_ALIAS = "_manara_src"
+
+# SQLAlchemy backend name → sqlglot dialect, to parse a `query` as the database will
+_SQLGLOT_DIALECTS = {
+    "postgresql": "postgres",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "mssql": "tsql",
+    "oracle": "oracle",
+    "duckdb": "duckdb",
+}
+# anything that writes, changes the schema or locks: refused anywhere in a `query`
+_FORBIDDEN = tuple(
+    getattr(exp, name)
+    for name in (
+        "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Into", "Lock",
+        "TruncateTable", "Copy", "Set", "Pragma", "Use", "Transaction", "Commit", "Rollback", "Grant",
+        "Revoke", "LoadData", "Analyze",
+    )
+    if hasattr(exp, name)
+)  # fmt: skip
+# backends that compare row values, `(a, b) > (x, y)` (others get the expanded OR form)
+_ROW_VALUES = {"postgresql", "sqlite", "mysql", "mariadb", "duckdb"}
+
+
+def _error(code: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(code, message)
+
+
+def _parse_url(value: str) -> URL:
+    try:
+        url = make_url(value)
+        url.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        # the text of the error may repeat the URL: never show it (it may hold a password)
+        raise _error(
+            "sql_url",
+            "not a database URL SQLAlchemy knows (e.g. sqlite:///path/to.db, "
+            f"postgresql+psycopg://user@host/db): {type(err).__name__}",
+        ) from None
+    return url
+
+
+def _check_query(query: str, backend: str | None) -> None:
+    """A `query` must be exactly one SELECT (or UNION …), with nothing that writes or locks."""
+    dialect = _SQLGLOT_DIALECTS.get(backend or "")
+    try:
+        statements = [
+            s
+            for s in sqlglot.parse(query, read=dialect)
+            if s is not None and not isinstance(s, exp.Semicolon)
+        ]
+    except SqlglotError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise _error("sql_query", f"query is not valid SQL ({dialect or 'generic'}): {first}") from None
+    if len(statements) != 1:
+        raise _error("sql_query", f"query must be one SELECT statement, not {len(statements)} statements")
+    top = statements[0]
+    while isinstance(top, exp.Subquery):
+        top = top.this
+    if not isinstance(top, exp.Select | exp.SetOperation):
+        raise _error("sql_query", f"query must be a SELECT, not {top.key.upper()}")
+    for node in top.walk():
+        if isinstance(node, _FORBIDDEN):
+            what = "SELECT … INTO" if isinstance(node, exp.Into) else node.key.upper()
+            if isinstance(node, exp.Lock):
+                what = "a locking clause (FOR UPDATE/SHARE)"
+            raise _error("sql_query", f"query must only read: {what} is not allowed")
+
+
+def _query_text(query: str, backend: str | None) -> str:
+    """The query without trailing semicolons or comments, ready to be wrapped as a sub-select."""
+    dialect = sqlglot.Dialect.get_or_raise(_SQLGLOT_DIALECTS.get(backend or ""))
+    tokens = [t for t in dialect.tokenize(query) if t.token_type != TokenType.SEMICOLON]
+    body = query[: tokens[-1].end + 1] if tokens else query
+    # sqlalchemy.text() reads ":name" as a bind parameter: the query has none (escape every colon)
+    return body.replace(":", "\\:") + "\n"
+
+
+class SqlOptions(Options):
+    url: str = Field(
+        description="SQLAlchemy database URL: sqlite:///path/to.db, postgresql+psycopg://user:password@host/db, "
+        "mysql+pymysql://… (its driver must be installed). Use a database role that can only read."
+    )
+    table: str | None = Field(
+        None, description="the table or view to read, schema-qualified allowed (schema.table); or give query"
+    )
+    query: str | None = Field(
+        None,
+        validate_default=True,
+        description="one SELECT (or UNION) to read instead of a table; it is read as a sub-select",
+    )
+    mode: Literal["full", "incremental"] = Field(
+        "full",
+        description="full: read everything once, resumably; incremental: each run reads the rows whose "
+        "(cursor_column, primary_key) is greater than the last one read (changed rows are appended again)",
+    )
+    cursor_column: str | None = Field(
+        None,
+        validate_default=True,
+        description="incremental mode: a column that only grows (updated_at, an id); rows where it is NULL are "
+        "not read",
+    )
+    primary_key: list[str] | None = Field(
+        None,
+        validate_default=True,
+        description="columns that identify a row: the read order of full mode and the tie-breaker of "
+        "incremental mode (default: the table's primary key)",
+    )
+    batch_rows: int = Field(50_000, ge=1, le=1_000_000, description="rows fetched per query (bounded memory)")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        _parse_url(v)
+        return v
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str | None) -> str | None:
+        if v is not None:
+            parts = v.split(".")
+            if len(parts) > 2 or not all(p.strip() for p in parts):
+                raise _error("sql_table", f"'{v}' is not a table name (name or schema.name)")
+        return v
+
+    @field_validator("query")
+    @classmethod
+    def _query(cls, v: str | None, info: ValidationInfo) -> str | None:
+        table = info.data.get("table")
+        if v is not None and table is not None:
+            raise _error("sql_table_or_query", "give either table or query, not both")
+        if v is None:
+            if table is None and "table" in info.data:
+                raise _error("sql_table_or_query", "give a table or a query to read")
+            return v
+        url = info.data.get("url")
+        _check_query(v, _parse_url(url).get_backend_name() if url else None)
+        return v
+
+    @field_validator("cursor_column")
+    @classmethod
+    def _cursor_column(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None and info.data.get("mode") == "incremental":
+            raise _error(
+                "sql_cursor_column",
+                "incremental mode needs cursor_column: a column that only grows, such as updated_at or an id",
+            )
+        return v
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _one_key(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("primary_key")
+    @classmethod
+    def _primary_key(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise _error("sql_primary_key", "primary_key must list distinct columns")
+        data = info.data
+        if (
+            not v
+            and data.get("mode") == "full"
+            and data.get("query") is not None
+            and not data.get("cursor_column")
+        ):
+            raise _error(
+                "sql_primary_key",
+                "reading a query in full mode needs primary_key (the columns that identify a row; or a "
+                "cursor_column) so that an interrupted run resumes where it stopped, in a deterministic order",
+            )
+        return v
+
+
+# --- types --------------------------------------------------------------------------------------
+
+# PostgreSQL type OIDs (psycopg, psycopg2: cursor.description type_code) for a `query`'s columns
+_PG_OIDS: dict[int, pa.DataType] = {
+    16: pa.bool_(), 20: pa.int64(), 21: pa.int64(), 23: pa.int64(), 26: pa.int64(),
+    700: pa.float64(), 701: pa.float64(), 1082: pa.date32(), 1083: pa.time64("us"),
+    1114: pa.timestamp("us"), 1184: pa.timestamp("us", tz="UTC"), 17: pa.binary(),
+}  # fmt: skip
+_PG_NUMERIC = 1700
+
+
+def _decimal(precision: int | None, scale: int | None, backend: str) -> pa.DataType:
+    if backend == "sqlite" and precision is None:
+        return pa.float64()  # SQLite stores NUMERIC as REAL or INTEGER: a double holds it exactly
+    if precision is not None and scale is not None and 0 <= scale <= precision <= 38:
+        return pa.decimal128(precision, scale)
+    # unconstrained (or wider than Arrow's decimal128): exact to 9 decimals; a value that does not
+    # fit goes to the quarantine rather than being rounded as a double would
+    return pa.decimal128(38, scale if scale is not None and 0 <= scale <= 38 else 9)
+
+
+def _arrow_type(t: TypeEngine[Any], backend: str) -> pa.DataType | None:
+    """The Arrow type of a reflected column type; None when the database does not say."""
+    if isinstance(t, NullType):
+        return None
+    if isinstance(t, sa.Boolean):
+        return pa.bool_()
+    if isinstance(t, sa.Integer):
+        return pa.int64()  # SQLite INTEGER and MySQL INT UNSIGNED exceed int32
+    if isinstance(t, sa.Float):
+        return pa.float64()
+    if isinstance(t, sa.Numeric):
+        return _decimal(t.precision, t.scale, backend)
+    if isinstance(t, sa.DateTime):
+        return pa.timestamp("us", tz="UTC" if t.timezone else None)
+    if isinstance(t, sa.Date):
+        return pa.date32()
+    if isinstance(t, sa.Time):
+        return pa.time64("us")
+    try:
+        if t.python_type is bytes:
+            return pa.binary()
+    except NotImplementedError:
+        pass
+    return pa.string()  # text, enums, UUID, JSON, arrays, intervals…: as text
+
+
+def _type_of_value(v: Any, scale: int | None) -> pa.DataType:
+    if isinstance(v, bool):
+        return pa.bool_()
+    if isinstance(v, int):
+        return pa.int64()
+    if isinstance(v, float):
+        return pa.float64()
+    if isinstance(v, Decimal):
+        return pa.decimal128(38, scale if scale is not None and 0 <= scale <= 38 else 9)
+    if isinstance(v, dt.datetime):
+        return pa.timestamp("us", tz="UTC" if v.tzinfo else None)
+    if isinstance(v, dt.date):
+        return pa.date32()
+    if isinstance(v, dt.time):
+        return pa.time64("us")
+    if isinstance(v, bytes | bytearray | memoryview):
+        return pa.binary()
+    return pa.string()
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict | list | tuple):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    if isinstance(v, bytes | bytearray | memoryview):
+        return "base64:" + base64.b64encode(bytes(v)).decode("ascii")
+    if isinstance(v, dt.date | dt.time):
+        return v.isoformat()
+    return str(v)
+
+
+def _int(v: Any) -> int:
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, Decimal | float) and v == int(v):
+        return int(v)
+    if isinstance(v, str):
+        return int(v.strip())
+    raise ValueError
+
+
+def _float(v: Any) -> float:
+    if isinstance(v, float | int | Decimal | str) and not isinstance(v, bool):
+        return float(v)
+    raise ValueError
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)  # SQLite and MySQL booleans are 0/1
+    raise ValueError
+
+
+def _dec(v: Any) -> Decimal:
+    if isinstance(v, Decimal):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return Decimal(v)
+    if isinstance(v, float):
+        return Decimal(
+            repr(v)
+        )  # the shortest repr: 12.34, not 12.339999999999999857891452847979962825775146484375
+    if isinstance(v, str):
+        return Decimal(v.strip())
+    raise ValueError
+
+
+def _timestamp(v: Any) -> dt.datetime:
+    if isinstance(v, dt.datetime):
+        return v
+    if isinstance(v, str):  # SQLite keeps timestamps as ISO text ("2024-05-01 10:00:00", with T, …)
+        return dt.datetime.fromisoformat(v.strip())
+    if isinstance(v, dt.date):
+        return dt.datetime(v.year, v.month, v.day)
+    raise ValueError  # a number is ambiguous (seconds? ms?): quarantined, not guessed
+
+
+def _date(v: Any) -> dt.date:
+    if isinstance(v, dt.datetime):
+        if v.time() != dt.time(0):
+            raise ValueError
+        return v.date()
+    if isinstance(v, dt.date):
+        return v
+    if isinstance(v, str):
+        return dt.date.fromisoformat(v.strip())
+    raise ValueError
+
+
+def _time(v: Any) -> dt.time:
+    if isinstance(v, dt.time):
+        return v
+    if isinstance(v, str):
+        return dt.time.fromisoformat(v.strip())
+    raise ValueError
+
+
+def _binary(v: Any) -> bytes:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v)
+    if isinstance(v, str):
+        return v.encode("utf-8")
+    raise ValueError
+
+
+def _converter(t: pa.DataType) -> Callable[[Any], Any]:
+    if pa.types.is_string(t):
+        return _text
+    if pa.types.is_boolean(t):
+        return _bool
+    if pa.types.is_integer(t):
+        return _int
+    if pa.types.is_floating(t):
+        return _float
+    if pa.types.is_decimal(t):
+        return _dec
+    if pa.types.is_timestamp(t):
+        return _timestamp
+    if pa.types.is_date(t):
+        return _date
+    if pa.types.is_time(t):
+        return _time
+    if pa.types.is_binary(t):
+        return _binary
+    return lambda v: v
+
+
+# --- cursor values ------------------------------------------------------------------------------
+
+
+def _encode(value: Any, column: str) -> tuple[Any, str | None]:
+    """A key value as JSON, and its type tag when JSON alone would not give it back."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value, None
+    if isinstance(value, dt.datetime):
+        return value.isoformat(), "datetime"
+    if isinstance(value, dt.date):
+        return value.isoformat(), "date"
+    if isinstance(value, dt.time):
+        return value.isoformat(), "time"
+    if isinstance(value, Decimal):
+        return str(value), "decimal"
+    if isinstance(value, uuid.UUID):
+        return str(value), "uuid"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii"), "bytes"
+    raise BadRequest(
+        f"sql source: column '{column}' holds {type(value).__name__} values, which cannot order a resumable "
+        "read: choose another cursor_column / primary_key"
+    )
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "decimal": Decimal,
+    "uuid": uuid.UUID,
+    "bytes": base64.b64decode,
+}
+
+
+def _decode(value: Any, tag: str | None) -> Any:
+    return value if tag is None or value is None else _DECODERS[tag](value)
+
+
+# --- the source ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """What one run reads: the columns, their Arrow types, the key and the selectable."""
+
+    label: str  # "table public.orders" or "query"
+    columns: list[sa.ColumnElement[Any]]  # raw (untyped) columns, labelled with their names
+    names: list[str]
+    schema: pa.Schema
+    key: list[str]  # the read order: (cursor_column, *primary_key) or primary_key
+    key_idx: list[int]  # the key's positions in a row
+    key_cols: list[sa.ColumnElement[Any]]
+    unique_key: bool  # False: the cursor column alone (ties are read as a whole group)
+    source: sa.FromClause
+
+
+class SqlSource:
+    def __init__(self, options: SqlOptions, context: Context) -> None:
+        self.options = options
+        self.url = make_url(options.url)
+        self.backend = self.url.get_backend_name()
+        self.safe_url = self.url.render_as_string(hide_password=True)
+        if self.url.host:
+            context.check_egress(self.safe_url)
+        if self.backend == "sqlite" and self.url.database not in (None, "", ":memory:"):
+            self._check_sqlite_file(self.url.database, context)
+        self.engine = self._engine()
+
+    def _check_sqlite_file(self, database: str, context: Context) -> None:
+        """A SQLite file is a file: it must exist (never created) and lie in the readable folders."""
+        path = Path(database.removeprefix("file:").split("?", 1)[0]).expanduser()
+        resolved = path.resolve()
+        roots = [Path(r).resolve() for r in context.file_roots]
+        if context.file_roots and not any(resolved.is_relative_to(r) for r in roots):
+            raise Forbidden(
+                f"sql source: {path} is outside the folders pipelines may read "
+                f"({', '.join(map(str, roots))}); an administrator can add it to the file_roots setting"
+            )
+        if not resolved.is_file():
+            raise BadRequest(f"sql source: no SQLite database file at {path}")
+
+    # --- connecting, read-only ---
+
+    def _engine(self) -> Engine:
+        connect_args: dict[str, Any] = {}
+        if self.backend in ("postgresql", "mysql", "mariadb") and "connect_timeout" not in self.url.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+        try:
+            engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool, connect_args=connect_args)
+        except (ImportError, NoSuchModuleError) as err:
+            raise BadRequest(
+                f"sql source: the database driver for {self.url.drivername} is not installed ({err})"
+            ) from None
+        except (ArgumentError, ValueError, TypeError) as err:
+            raise BadRequest(f"sql source: {self._scrub(str(err))}") from None
+        if self.backend == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_read_only)
+        elif self.backend in ("mysql", "mariadb"):
+            sa.event.listen(engine, "connect", _mysql_read_only)
+        return engine
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        with self._errors("cannot connect to"):
+            conn = self.engine.connect()
+            if self.backend == "postgresql":
+                # psycopg opens every transaction with BEGIN READ ONLY
+                conn = conn.execution_options(postgresql_readonly=True)
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+
+    def _scrub(self, text: str) -> str:
+        password = self.url.password
+        if password:
+            text = text.replace(str(password), "***")
+        return text
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Database errors as one readable line, without the password."""
+        try:
+            yield
+        except NoSuchTableError as err:
+            raise BadRequest(f"sql source: table '{err}' does not exist in {self.safe_url}") from None
+        except DBAPIError as err:
+            lines = [ln.strip() for ln in str(err.orig).splitlines() if ln.strip()]
+            # a connection error's second line is often its hint ("Is the server running on…")
+            reason = " ".join(lines[: 2 if doing == "cannot connect to" else 1]) or type(err.orig).__name__
+            raise BadRequest(self._scrub(f"sql source: {doing} {self.safe_url}: {reason}")) from None
+        except (SQLAlchemyError, ImportError) as err:
+            reason = (str(err).splitlines() or [type(err).__name__])[0]
+            raise BadRequest(self._scrub(f"sql source: {doing} {self.safe_url}: {reason}")) from None
+
+    # --- what to read ---
+
+    def _plan(self, conn: Connection) -> _Plan:
+        opts = self.options
+        declared_pk: list[str] = []
+        types: dict[str, pa.DataType | None] = {}
+        if opts.table is not None:
+            schema, _, name = opts.table.rpartition(".")
+            label = f"table {opts.table}"
+            with self._errors(f"cannot read {label} in"):
+                table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+            source: sa.FromClause = table
+            names = [c.name for c in table.columns]
+            declared_pk = [c.name for c in table.primary_key.columns]
+            for c in table.columns:
+                types[c.name] = _arrow_type(c.type, self.backend)
+            by_name = {c.name: sa.type_coerce(c, NullType()) for c in table.columns}
+            sample_needed = any(t is None for t in types.values())
+        else:
+            assert opts.query is not None
+            label = "query"
+            text = _query_text(opts.query, self.backend)
+            probe_source = sa.text(text).columns().subquery(SUBQUERY_ALIAS)
+            with self._errors("the query failed on"):
+                result: sa.CursorResult[Any] = conn.execute(
+                    sa.select(sa.literal_column("*")).select_from(probe_source).limit(1)
+                )
+                description = list(result.cursor.description or [])
+                names = list(result.keys())
+                sample = result.first()
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise BadRequest(
+                    f"sql source: the query returns the column '{dupes[0]}' more than once: name each column "
+                    "once (… AS other_name)"
+                )
+            for i, (name, d) in enumerate(zip(names, description, strict=True)):
+                types[name] = self._described_type(d)
+                if types[name] is None and sample is not None and sample[i] is not None:
+                    types[name] = _type_of_value(sample[i], d[5] if len(d) > 5 else None)
+            source = sa.text(text).columns(*[sa.column(n) for n in names]).subquery(SUBQUERY_ALIAS)
+            by_name = {n: sa.type_coerce(source.c[n], NullType()) for n in names}
+            sample_needed = any(t is None for t in types.values())
+
+        pk = list(opts.primary_key or declared_pk)
+        cursor_col = opts.cursor_column
+        if opts.mode == "incremental":
+            assert cursor_col is not None
+            key = [cursor_col, *[c for c in pk if c != cursor_col]]
+        else:
+            key = pk or ([cursor_col] if cursor_col else [])
+        if not key:
+            raise BadRequest(
+                f"sql source: {label} has no primary key: set primary_key (the columns that identify a row) so "
+                "that full mode reads in a resumable order, or a cursor_column"
+            )
+        for col in [*key, *([opts.cursor_column] if opts.cursor_column else [])]:
+            if col not in by_name:
+                shown = ", ".join(names[:MAX_COLUMNS_NAMED]) + (
+                    ", …" if len(names) > MAX_COLUMNS_NAMED else ""
+                )
+                raise BadRequest(f"sql source: column '{col}' is not in {label} (columns: {shown})")
+        if sample_needed:
+            scales = {}
+            if opts.query is not None:
+                scales = {n: d[5] if len(d) > 5 else None for n, d in zip(names, description, strict=True)}
+            for name in [n for n, t in types.items() if t is None]:
+                with self._errors(f"cannot read {label} in"):
+                    value = conn.execute(
+                        sa.select(by_name[name])
+                        .select_from(source)
+                        .where(by_name[name].is_not(None))
+                        .limit(1)
+                    ).scalar()
+                types[name] = pa.string() if value is None else _type_of_value(value, scales.get(name))
+        schema = pa.schema([pa.field(n, types[n] or pa.string()) for n in names])
+        return _Plan(
+            label=label,
+            columns=[by_name[n].label(n) for n in names],
+            names=names,
+            schema=schema,
+            key=key,
+            key_idx=[names.index(k) for k in key],
+            key_cols=[by_name[k] for k in key],
+            unique_key=bool(pk),
+            source=source,
+        )
+
+    def _described_type(self, d: Sequence[Any]) -> pa.DataType | None:
+        if self.backend != "postgresql" or not isinstance(d[1], int):
+            return None  # SQLite and most drivers do not type a result's columns: look at the values
+        if d[1] == _PG_NUMERIC:
+            precision, scale = (d[4], d[5]) if len(d) > 5 else (None, None)
+            return _decimal(precision, scale, self.backend)
+        return _PG_OIDS.get(d[1], pa.string())
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema every batch of a run will have (connects to the database)."""
+        with self._connect() as conn, conn.begin():
+            return self._plan(conn).schema
+
+    # --- reading ---
+
+    def read(self, cursor: Cursor | None) -> Iterator[Chunk]:
+        opts = self.options
+        with self._connect() as conn:
+            with conn.begin():
+                plan = self._plan(conn)
+            last = self._resume(cursor, plan)
+            if opts.mode == "full" and cursor and cursor.get("complete"):
+                return  # the snapshot was read whole; a new one would duplicate every row
+            while True:
+                with self._errors(f"cannot read {plan.label} in"):
+                    rows, done = self._page(conn, plan, last)
+                if rows:
+                    first_key = self._key(rows[0], plan)
+                    last = self._key(rows[-1], plan)
+                    batch, rejects = self._batch(rows, plan)
+                    yield Chunk(
+                        batch,
+                        self._cursor(plan, last, complete=done),
+                        f"{plan.label} {_show_key(plan.key, first_key)} … {_show_key(plan.key, last)}",
+                        rejects=rejects,
+                        bytes_read=batch.nbytes,
+                    )
+                elif opts.mode == "full":  # the pass is complete: say so, with an empty batch of the schema
+                    empty = pa.RecordBatch.from_pylist([], schema=plan.schema)
+                    yield Chunk(empty, self._cursor(plan, last, complete=True), plan.label)
+                if done:
+                    return
+
+    def _resume(self, cursor: Cursor | None, plan: _Plan) -> list[Any] | None:
+        if not cursor or cursor.get("last") is None:
+            return None
+        if list(cursor.get("key", plan.key)) != plan.key:
+            raise BadRequest(
+                f"sql source: the committed cursor follows ({', '.join(cursor['key'])}) but the options now read "
+                f"in the order of ({', '.join(plan.key)}): load into a new dataset (or a new pipeline) instead"
+            )
+        tags = cursor.get("types") or [None] * len(cursor["last"])
+        return [_decode(v, t) for v, t in zip(cursor["last"], tags, strict=True)]
+
+    def _cursor(self, plan: _Plan, last: list[Any] | None, *, complete: bool) -> Cursor:
+        encoded = [_encode(v, k) for v, k in zip(last, plan.key, strict=True)] if last is not None else None
+        out: Cursor = {
+            "key": plan.key,
+            "last": [v for v, _ in encoded] if encoded is not None else None,
+            "types": [t for _, t in encoded] if encoded is not None else None,
+        }
+        if self.options.mode == "full":
+            out["complete"] = complete
+        return out
+
+    def _key(self, row: Sequence[Any], plan: _Plan) -> list[Any]:
+        return [row[i] for i in plan.key_idx]
+
+    def _select(self, plan: _Plan) -> sa.Select[Any]:
+        return (
+            sa.select(*plan.columns).select_from(plan.source).where(*[k.is_not(None) for k in plan.key_cols])
+        )
+
+    def _page(
+        self, conn: Connection, plan: _Plan, last: list[Any] | None
+    ) -> tuple[list[Sequence[Any]], bool]:
+        """One page after `last`, in key order, and whether it is the last page."""
+        n = self.options.batch_rows
+        stmt = self._select(plan)
+        if last is not None:
+            stmt = stmt.where(self._after(plan, last))
+        with conn.begin():
+            rows: list[Sequence[Any]] = list(conn.execute(stmt.order_by(*plan.key_cols).limit(n)).all())
+            done = len(rows) < n
+            if not done and not plan.unique_key:
+                # the cursor column alone is not unique: never end a page inside a group of equal values
+                tie = self._key(rows[-1], plan)
+                rows = [r for r in rows if self._key(r, plan) != tie]
+                group = self._select(plan).where(
+                    *[
+                        c == sa.bindparam(None, v, type_=NullType())
+                        for c, v in zip(plan.key_cols, tie, strict=True)
+                    ]
+                )
+                rows += list(conn.execute(group).all())
+        return rows, done
+
+    def _after(self, plan: _Plan, last: list[Any]) -> sa.ColumnElement[bool]:
+        binds = [sa.bindparam(None, v, type_=NullType()) for v in last]
+        if len(binds) == 1:
+            return plan.key_cols[0] > binds[0]
+        if self.backend in _ROW_VALUES:
+            return sa.tuple_(*plan.key_cols) > sa.tuple_(*binds)
+        # (a, b) > (x, y) written out for databases without row values: a > x OR (a = x AND b > y)
+        terms = []
+        for i in range(len(binds)):
+            eq = [plan.key_cols[j] == binds[j] for j in range(i)]
+            terms.append(sa.and_(*eq, plan.key_cols[i] > binds[i]))
+        return sa.or_(*terms)
+
+    def _batch(self, rows: list[Sequence[Any]], plan: _Plan) -> tuple[pa.RecordBatch, pa.Table | None]:
+        """Rows as one Arrow batch of the plan's schema, column by column; misfits to the quarantine.
+
+        Python values converted column-wise: enough for a first version. An Arrow-native path
+        (ADBC, ConnectorX, PostgreSQL COPY BINARY) is to be chosen by measurement later.
+        """
+        columns = list(zip(*rows, strict=True))
+        arrays: list[pa.Array] = []
+        bad: dict[int, str] = {}
+        for i, field in enumerate(plan.schema):
+            convert = _converter(field.type)
+            values = columns[i]
+            try:
+                arrays.append(pa.array([None if v is None else convert(v) for v in values], type=field.type))
+                continue
+            except (ValueError, TypeError, ArithmeticError, pa.ArrowException):
+                pass
+            fixed: list[Any] = []
+            for r, v in enumerate(values):
+                try:
+                    c = None if v is None else convert(v)
+                    pa.array([c], type=field.type)
+                except (ValueError, TypeError, ArithmeticError, pa.ArrowException):
+                    bad.setdefault(r, f"column '{field.name}': {_short(v)} is not a {field.type}")
+                    c = None
+                fixed.append(c)
+            arrays.append(pa.array(fixed, type=field.type))
+        batch = pa.RecordBatch.from_arrays(arrays, schema=plan.schema)
+        if not bad:
+            return batch, None
+        keep = [r for r in range(len(rows)) if r not in bad]
+        rejects: list[tuple[str, str, str | None]] = [
+            (
+                reason,
+                f"{plan.label} {_show_key(plan.key, self._key(rows[r], plan))}",
+                json.dumps(dict(zip(plan.names, rows[r], strict=True)), ensure_ascii=False, default=_text),
+            )
+            for r, reason in sorted(bad.items())
+        ]
+        return batch.take(pa.array(keep, type=pa.int64())), rejects_table(rejects)
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _show_key(names: list[str], values: list[Any]) -> str:
+    return ", ".join(f"{n}={_text(v)}" for n, v in zip(names, values, strict=True))
+
+
+def _sqlite_read_only(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA query_only = ON")
+
+
+def _mysql_read_only(dbapi_conn: Any, _record: Any) -> None:
+    with contextlib.closing(dbapi_conn.cursor()) as cur:
+        cur.execute("SET SESSION TRANSACTION READ ONLY")
+
+
+CONNECTOR = Connector(
+    name="sql",
+    kind="source",
+    summary="a table, view or SELECT of a SQL database (PostgreSQL, SQLite, MySQL…): full or incremental",
+    options=SqlOptions,
+    factory=SqlSource,
+)

@@ -1,0 +1,435 @@
+"""SQL database source: full and incremental loads through real pipelines, resume after any chunk,
+identifiers that need quoting, and one-line errors for bad options, tables and databases.
+
+Runs on SQLite always; on PostgreSQL too when MANARA_TEST_DATABASE_URL is set (scripts/test.sh):
+the test's fresh PostgreSQL database (`database_url`) is then the source database as well.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from manara.config import Settings
+from manara.connect.pipelines import apply_pipeline, committed_state, parse_spec, run_pipeline
+from manara.connect.protocol import Chunk, Context
+from manara.connect.registry import get_connector
+from manara.connect.sources.sql import CONNECTOR, SqlSource
+from manara.errors import BadRequest, Forbidden
+from manara.govern.principal import Principal
+from manara.lake.catalog import identifier
+from manara.workspace import Workspace
+
+N = 1000
+BASE = dt.datetime(2026, 3, 1, 8, 30, 0, 250_000)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with the loopback host allowed out (the PostgreSQL source database)."""
+    return settings.model_copy(update={"egress_allow": ["127.0.0.1"]})
+
+
+@pytest.fixture
+def source_url(tmp_path: Path, database_url: str | None) -> str:
+    """The test's PostgreSQL database when there is one, else a SQLite file."""
+    return database_url or f"sqlite:///{tmp_path / 'source.db'}"
+
+
+@pytest.fixture
+def engine(source_url: str) -> Iterator[sa.Engine]:
+    eng = sa.create_engine(source_url, poolclass=sa.pool.NullPool)
+    yield eng
+    eng.dispose()
+
+
+def patients_table(meta: sa.MetaData, name: str = "src_patients") -> sa.Table:
+    return sa.Table(
+        name,
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.Text),
+        sa.Column("amount", sa.Numeric(12, 2)),
+        sa.Column("updated_at", sa.DateTime),
+        sa.Column("born", sa.Date),
+        sa.Column("active", sa.Boolean),
+        sa.Column("score", sa.Float),
+    )
+
+
+def patient(i: int, minute: int | None = None) -> dict[str, Any]:
+    return {
+        "id": i,
+        "name": None if i % 7 == 0 else f"مريض رقم {i} — ⴰⵎⵓⴹⵉ",
+        "amount": None if i % 11 == 0 else Decimal(f"{i * 3}.{i % 100:02d}"),
+        "updated_at": BASE + dt.timedelta(minutes=i // 10 if minute is None else minute),  # ties of 10
+        "born": None if i % 13 == 0 else dt.date(1950, 1, 1) + dt.timedelta(days=i * 7),
+        "active": None if i % 17 == 0 else i % 2 == 0,
+        "score": i / 8,
+    }
+
+
+def make_patients(engine: sa.Engine, n: int = N, name: str = "src_patients") -> tuple[sa.Table, list[dict]]:
+    table = patients_table(sa.MetaData(), name)
+    table.create(engine)
+    rows = [patient(i) for i in range(1, n + 1)]
+    with engine.begin() as conn:
+        if rows:
+            conn.execute(table.insert(), rows)
+    return table, rows
+
+
+def spec(options: dict[str, Any], *, commit_rows: int = 100_000, name: str = "patients") -> str:
+    return f"""
+name: {name}
+source:
+  type: sql
+  options: {json.dumps(options, ensure_ascii=False)}
+destination:
+  dataset: {name}
+  commit_rows: {commit_rows}
+"""
+
+
+def dataset_rows(ws: Workspace, operator: Principal, name: str = "patients") -> list[dict]:
+    table = ws.catalog.load_table(identifier(operator.tenant, name))
+    return sorted(table.scan().to_arrow().to_pylist(), key=lambda r: (r["id"], r["updated_at"]))
+
+
+def source(options: dict[str, Any]) -> SqlSource:
+    created = CONNECTOR.create(options, Context(tmp_dir=None))
+    assert isinstance(created, SqlSource)
+    return created
+
+
+def chunk_ids(chunks: list[Chunk]) -> list[int]:
+    return [i for c in chunks if c.batch is not None for i in c.batch.column("id").to_pylist()]
+
+
+def test_a_table_loads_whole_with_its_values_and_types(
+    ws: Workspace, operator: Principal, source_url: str, engine: sa.Engine
+) -> None:
+    _, expected = make_patients(engine)
+    options = {"url": source_url, "table": "src_patients", "batch_rows": 128}
+    apply_pipeline(ws, operator, parse_spec(spec(options, commit_rows=300)))
+    first = run_pipeline(ws, operator, "patients")
+    assert (first.status, first.rows_in, first.rows_loaded, first.rows_quarantined) == (
+        "succeeded",
+        N,
+        N,
+        0,
+    ), first.error
+    assert first.commits >= 3  # several groups, each with its cursor
+    assert dataset_rows(ws, operator) == expected  # Arabic and Tifinagh text, decimals, NULLs, µs
+    schema = ws.catalog.load_table(identifier(operator.tenant, "patients")).schema().as_arrow()
+    assert schema.field("amount").type == pa.decimal128(12, 2)
+    assert schema.field("updated_at").type == pa.timestamp("us")
+    assert schema.field("born").type == pa.date32() and schema.field("active").type == pa.bool_()
+    state = committed_state(ws.catalog.load_table(identifier(operator.tenant, "patients")), "patients")
+    assert state is not None
+    assert state["cursor"] == {"key": ["id"], "last": [N], "types": [None], "complete": True}
+    # full mode reads a snapshot once: a rerun loads nothing, even after new rows (use incremental)
+    assert run_pipeline(ws, operator, "patients").rows_loaded == 0
+    with engine.begin() as conn:
+        conn.execute(patients_table(sa.MetaData()).insert(), [patient(N + 1)])
+    again = run_pipeline(ws, operator, "patients")
+    assert (again.status, again.rows_loaded) == ("succeeded", 0)
+
+
+def test_incremental_loads_new_rows_ties_and_changed_rows(
+    ws: Workspace, operator: Principal, source_url: str, engine: sa.Engine
+) -> None:
+    table, expected = make_patients(engine)
+    options = {"url": source_url, "table": "src_patients", "mode": "incremental",
+               "cursor_column": "updated_at", "primary_key": ["id"], "batch_rows": 64}  # fmt: skip
+    apply_pipeline(ws, operator, parse_spec(spec(options, commit_rows=200)))
+    assert run_pipeline(ws, operator, "patients").rows_loaded == N
+    assert dataset_rows(ws, operator) == expected
+    # new rows: five share the cursor value of the last row loaded (greater ids), five are later
+    last_minute = N // 10
+    new = [patient(i, minute=last_minute) for i in range(N + 1, N + 6)]
+    new += [patient(i, minute=last_minute + 1) for i in range(N + 6, N + 11)]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), new)
+    second = run_pipeline(ws, operator, "patients")
+    assert (second.status, second.rows_loaded) == ("succeeded", 10), second.error
+    assert [r["id"] for r in dataset_rows(ws, operator)] == list(range(1, N + 11))
+    # an update that moves a row's cursor forward loads its new version again (append of changes)
+    with engine.begin() as conn:
+        conn.execute(
+            table.update()
+            .where(table.c.id == 5)
+            .values(name="تم التحديث", updated_at=BASE + dt.timedelta(days=1))
+        )
+    third = run_pipeline(ws, operator, "patients")
+    assert third.rows_loaded == 1
+    versions = [r for r in dataset_rows(ws, operator) if r["id"] == 5]
+    assert [v["name"] for v in versions] == ["مريض رقم 5 — ⴰⵎⵓⴹⵉ", "تم التحديث"]
+    assert run_pipeline(ws, operator, "patients").rows_loaded == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"table": "src_patients"},  # full: the table's primary key
+        {"table": "src_patients", "mode": "incremental", "cursor_column": "updated_at"},  # + declared pk
+        {
+            "query": "SELECT id, name, updated_at FROM src_patients",
+            "mode": "incremental",
+            "cursor_column": "updated_at",
+        },  # no primary key: ties of 10 read as whole groups
+        {"query": "SELECT * FROM src_patients WHERE id > 0", "primary_key": "id"},
+    ],  # fmt: skip
+    ids=["full", "incremental", "incremental-no-pk", "query-full"],
+)
+def test_a_read_resumes_after_any_chunk_without_loss_or_duplicate(
+    source_url: str, engine: sa.Engine, options: dict[str, Any]
+) -> None:
+    make_patients(engine, 400)
+    src = source({"url": source_url, "batch_rows": 37, **options})
+    chunks = list(src.read(None))
+    assert sorted(chunk_ids(chunks)) == list(range(1, 401))
+    assert len(chunks) >= 10 and all(c.rejects is None for c in chunks)
+    for k in (0, 1, len(chunks) // 2, len(chunks) - 2, len(chunks) - 1):
+        committed = json.loads(json.dumps(chunks[k].cursor))  # as the pipeline commits it
+        after = list(source({"url": source_url, "batch_rows": 37, **options}).read(committed))
+        ids = chunk_ids(chunks[: k + 1]) + chunk_ids(after)
+        assert sorted(ids) == list(range(1, 401)), f"resumed after chunk {k}"
+
+
+def test_identifiers_are_quoted_and_queries_read_as_sub_selects(
+    ws: Workspace, operator: Principal, source_url: str, engine: sa.Engine, database_url: str | None
+) -> None:
+    odd = sa.Table(
+        "Order Lines",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("select", sa.Text),
+        sa.Column("الاسم", sa.Text),
+    )
+    odd.create(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            odd.insert(), [{"id": i, "select": f"a%:{i}", "الاسم": f"سطر {i}"} for i in range(1, 51)]
+        )
+    schema = "public" if database_url else "main"
+    got = list(source({"url": source_url, "table": f"{schema}.Order Lines", "batch_rows": 7}).read(None))
+    rows = [r for c in got if c.batch is not None for r in c.batch.to_pylist()]
+    assert rows == [{"id": i, "select": f"a%:{i}", "الاسم": f"سطر {i}"} for i in range(1, 51)]
+    query = (
+        'SELECT id, "select" AS s, "الاسم" AS name FROM "Order Lines"\n'
+        "WHERE \"select\" LIKE 'a%:%' AND id <= 20 -- a comment\n;"
+    )
+    options = {
+        "url": source_url,
+        "query": query,
+        "mode": "incremental",
+        "cursor_column": "id",
+        "batch_rows": 6,
+    }
+    apply_pipeline(ws, operator, parse_spec(spec(options, name="lines")))
+    result = run_pipeline(ws, operator, "lines")
+    assert (result.status, result.rows_loaded) == ("succeeded", 20), result.error
+    loaded = dataset_rows_by_id(ws, operator, "lines")
+    assert loaded[0] == {"id": 1, "s": "a%:1", "name": "سطر 1"} and len(loaded) == 20
+
+
+def dataset_rows_by_id(ws: Workspace, operator: Principal, name: str) -> list[dict]:
+    table = ws.catalog.load_table(identifier(operator.tenant, name))
+    return sorted(table.scan().to_arrow().to_pylist(), key=lambda r: r["id"])
+
+
+def test_an_empty_table_still_gives_its_schema(source_url: str, engine: sa.Engine) -> None:
+    make_patients(engine, 0)
+    src = source({"url": source_url, "table": "src_patients"})
+    chunks = list(src.read(None))
+    assert len(chunks) == 1 and chunks[0].batch is not None and chunks[0].batch.num_rows == 0
+    assert chunks[0].batch.schema == src.schema()
+    assert src.schema().field("amount").type == pa.decimal128(12, 2)
+    assert src.schema().field("updated_at").type == pa.timestamp("us")
+    assert chunks[0].cursor["complete"] is True
+    incremental = source({"url": source_url, "table": "src_patients", "mode": "incremental",
+                          "cursor_column": "updated_at"})  # fmt: skip
+    assert list(incremental.read(None)) == []
+
+
+def test_values_that_do_not_fit_their_column_go_to_quarantine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'loose.db'}"
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:  # SQLite keeps whatever it is given, whatever the declared type
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, at TIMESTAMP, ok BOOLEAN)")
+        conn.exec_driver_sql(
+            "INSERT INTO t VALUES (1, 10, '2026-01-02 03:04:05', 1), (2, 'abc', '2026-01-02T03:04:05', 0),"
+            " (3, 30, 'yesterday', 1), (4, 40, NULL, NULL)"
+        )
+    eng.dispose()
+    chunks = list(source({"url": url, "table": "t"}).read(None))
+    batch, rejects = chunks[0].batch, chunks[0].rejects
+    assert batch is not None and rejects is not None
+    assert batch.to_pylist() == [
+        {"id": 1, "n": 10, "at": dt.datetime(2026, 1, 2, 3, 4, 5), "ok": True},
+        {"id": 4, "n": 40, "at": None, "ok": None},
+    ]
+    bad = rejects.to_pylist()
+    assert [r["position"] for r in bad] == ["table t id=2", "table t id=3"]
+    assert "column 'n'" in bad[0]["reason"] and "'abc'" in bad[0]["reason"]
+    assert json.loads(bad[1]["payload"])["at"] == "yesterday"
+    assert chunks[-1].cursor["last"] == [4]  # the quarantined rows are behind the cursor: not re-read
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"table": "t", "query": "SELECT 1"}, "not both"),
+        ({}, "give a table or a query"),
+        ({"query": "DELETE FROM src_patients"}, "must be a SELECT, not DELETE"),
+        ({"query": "SELECT 1 AS id; DROP TABLE src_patients", "primary_key": "id"}, "one SELECT statement"),
+        ({"query": "SELECT * FROM t; -- ok\n; DELETE FROM t", "primary_key": "id"}, "one SELECT statement"),
+        (
+            {"query": "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "primary_key": "id"},
+            "only read",
+        ),
+        ({"query": "SELECT * INTO copy FROM t", "primary_key": "id"}, "SELECT … INTO"),
+        ({"query": "SELECT * FROM t FOR UPDATE", "primary_key": "id"}, "locking clause"),
+        ({"query": "SELEC id FROM t", "primary_key": "id"}, "query"),
+        ({"query": "SELECT id FROM t"}, "needs primary_key"),
+        ({"table": "t", "mode": "incremental"}, "incremental mode needs cursor_column"),
+        ({"table": "a.b.c"}, "not a table name"),
+        ({"table": "t", "batch_rows": 0}, "batch_rows"),
+        ({"table": "t", "limit": 5}, "limit"),
+    ],
+)
+def test_bad_options_are_refused_with_one_line(options: dict[str, Any], message: str) -> None:
+    raw = {"url": "postgresql+psycopg://reader:secret@db.example/crm", **options}
+    with pytest.raises(BadRequest, match=message) as caught:
+        get_connector("sql", "source").parse_options(raw)
+    assert "secret" not in caught.value.detail and "\n" not in caught.value.detail
+    with pytest.raises(BadRequest, match="not a database URL"):
+        CONNECTOR.parse_options({"url": "nosuchdb://x:secret@h/d", "table": "t"})
+
+
+def test_missing_tables_columns_and_files_are_one_line_errors(
+    source_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    make_patients(engine, 3)
+    with pytest.raises(BadRequest, match="table 'nope' does not exist"):
+        list(source({"url": source_url, "table": "nope"}).read(None))
+    with pytest.raises(
+        BadRequest, match=r"column 'changed' is not in table src_patients \(columns: id, name"
+    ):
+        list(source({"url": source_url, "table": "src_patients", "mode": "incremental",
+                     "cursor_column": "changed"}).read(None))  # fmt: skip
+    with pytest.raises(BadRequest, match="the query failed"):
+        list(
+            source({"url": source_url, "query": "SELECT nope FROM src_patients", "primary_key": "nope"}).read(
+                None
+            )
+        )
+    with pytest.raises(BadRequest, match="no SQLite database file"):
+        source({"url": f"sqlite:///{tmp_path / 'absent.db'}", "table": "t"})
+    assert not (tmp_path / "absent.db").exists()
+    # a SQLite file is read only inside the folders pipelines may read, like the files source's
+    inside = Context(tmp_dir=None, file_roots=(tmp_path / "landing",))
+    with pytest.raises(Forbidden, match="outside the folders pipelines may read"):
+        CONNECTOR.create({"url": f"sqlite:///{tmp_path / 'landing' / '..' / 'x.db'}", "table": "t"}, inside)
+    # a table without a primary key needs one in the options to be read in a resumable order
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE loose (a INTEGER, b TEXT)")
+        conn.exec_driver_sql("INSERT INTO loose VALUES (2, 'y'), (1, 'x')")
+    with pytest.raises(BadRequest, match="table loose has no primary key: set primary_key"):
+        list(source({"url": source_url, "table": "loose"}).read(None))
+    chunks = list(source({"url": source_url, "table": "loose", "primary_key": ["a"]}).read(None))
+    assert chunks[0].batch is not None and chunks[0].batch.to_pylist() == [
+        {"a": 1, "b": "x"},
+        {"a": 2, "b": "y"},
+    ]
+
+
+def test_a_cursor_committed_for_another_key_is_refused(source_url: str, engine: sa.Engine) -> None:
+    make_patients(engine, 20)
+    chunk = next(iter(source({"url": source_url, "table": "src_patients", "batch_rows": 5}).read(None)))
+    changed = source({"url": source_url, "table": "src_patients", "mode": "incremental",
+                      "cursor_column": "updated_at"})  # fmt: skip
+    with pytest.raises(
+        BadRequest, match=r"follows \(id\) but the options now read in the order of \(updated_at, id\)"
+    ):
+        list(changed.read(chunk.cursor))
+
+
+def test_an_unreachable_database_is_named_without_its_password(ws: Workspace, operator: Principal) -> None:
+    url = "postgresql+psycopg://u:secret@127.0.0.1:1/x"
+    with pytest.raises(BadRequest) as caught:
+        list(source({"url": url, "table": "t"}).read(None))
+    detail = caught.value.detail
+    assert "cannot connect to postgresql+psycopg://u:***@127.0.0.1:1/x" in detail
+    assert "secret" not in detail and "\n" not in detail
+    apply_pipeline(ws, operator, parse_spec(spec({"url": url, "table": "t"}, name="remote")))
+    result = run_pipeline(ws, operator, "remote")
+    assert result.status == "failed" and "127.0.0.1" in (result.error or "")
+    assert "secret" not in (result.error or "")
+    # a host the workspace does not allow out is refused before any connection
+    with pytest.raises(Forbidden) as refused:
+        apply_pipeline(ws, operator, parse_spec(spec({"url": url.replace("127.0.0.1", "10.9.8.7"),
+                                                      "table": "t"}, name="remote")))  # fmt: skip
+    assert "10.9.8.7" in refused.value.detail and "secret" not in refused.value.detail
+
+
+def test_postgresql_connections_are_read_only(
+    source_url: str, engine: sa.Engine, database_url: str | None
+) -> None:
+    if not database_url:
+        pytest.skip("needs PostgreSQL (MANARA_TEST_DATABASE_URL)")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SEQUENCE src_seq")
+    # a SELECT that writes through a function is stopped by the read-only transaction
+    with pytest.raises(BadRequest, match="read-only transaction"):
+        list(
+            source({"url": source_url, "query": "SELECT nextval('src_seq') AS id", "primary_key": "id"}).read(
+                None
+            )
+        )
+
+
+def test_the_database_host_goes_through_the_egress_check() -> None:
+    asked: list[str] = []
+
+    def check(url: str) -> None:
+        asked.append(url)
+        raise BadRequest(f"egress to {url} is not allowed")
+
+    url = "postgresql+psycopg://u:secret@db.example:5432/x"
+    with pytest.raises(BadRequest, match="egress to postgresql"):
+        CONNECTOR.create({"url": url, "table": "t"}, Context(tmp_dir=None, check_egress=check))
+    assert asked == ["postgresql+psycopg://u:***@db.example:5432/x"]
+
+
+def test_passwords_stay_out_of_what_is_shown_and_can_come_from_the_environment(
+    ws: Workspace, operator: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from manara.connect.pipelines import get_pipeline
+
+    url = "postgresql+psycopg://u:secret@127.0.0.1:1/x"
+    apply_pipeline(ws, operator, parse_spec(spec({"url": url, "table": "t"}, name="remote")))
+    shown = json.dumps(get_pipeline(ws, operator, "remote").spec)
+    assert "u:***@127.0.0.1" in shown and "secret" not in shown
+    # with a ${VARIABLE}, the stored spec never holds the password at all
+    monkeypatch.setenv("SRC_PASSWORD", "s3cr3t")
+    ref = "postgresql+psycopg://u:${SRC_PASSWORD}@127.0.0.1:1/x"
+    apply_pipeline(ws, operator, parse_spec(spec({"url": ref, "table": "t"}, name="remote")))
+    result = run_pipeline(ws, operator, "remote")  # expanded at run time: it reaches the (closed) port
+    assert (
+        result.status == "failed"
+        and "127.0.0.1:1" in (result.error or "")
+        and "s3cr3t" not in (result.error or "")
+    )
+    monkeypatch.delenv("SRC_PASSWORD")
+    with pytest.raises(BadRequest, match=r"\$\{SRC_PASSWORD\}, not set"):
+        apply_pipeline(ws, operator, parse_spec(spec({"url": ref, "table": "t"}, name="remote")))
