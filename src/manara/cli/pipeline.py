@@ -150,7 +150,7 @@ def pipeline_runs_cmd(
     run(go)
 
 
-quarantine_app = typer.Typer(help="Records pipelines could not load: list, show.")
+quarantine_app = typer.Typer(help="Records pipelines could not load: list, show, replay.")
 
 
 @quarantine_app.command("list")
@@ -187,5 +187,32 @@ def quarantine_show(
             print_json(rows)
         else:
             print_rows(rows, ["quarantined_at", "pipeline", "position", "reason", "payload"])
+
+    run(go)
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    dataset: str,
+    pipeline: str = typer.Option(..., "--pipeline", help="the pipeline whose records to replay"),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run quarantined records through the pipeline's current mapping (after `pipeline apply` of a fix)."""
+    from manara.connect.quarantine import replay_quarantine
+
+    def go() -> None:
+        ws = workspace()
+        result = replay_quarantine(ws, operator(ws, tenant), dataset, pipeline)
+        if as_json:
+            print_json(result.as_dict())
+        else:
+            console.print(
+                f"{'[green]✓[/]' if result.status == 'succeeded' else '[red]✗[/]'} replay {pipeline}: "
+                f"{result.rows_in:,} records, {result.rows_loaded:,} loaded, {result.rows_quarantined:,} still "
+                f"quarantined {escape(result.error or '')}"
+            )
+        if result.status != "succeeded":
+            raise typer.Exit(1)
 
     run(go)

@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table, Transaction
@@ -75,8 +76,10 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("reason", pa.string(), nullable=False),
         pa.field("position", pa.string(), nullable=False),
         pa.field("payload", pa.string()),
+        pa.field("replay_id", pa.string()),  # set while a replay of this record is under way
     ]
 )
+REPLAY_PROPERTY = "manara.pipeline.{name}.replay"  # the last replay committed to the dataset
 
 
 class PipelineNotFound(NotFound):
@@ -327,6 +330,15 @@ def pipeline_status(ws: Workspace, principal: Principal, name: str) -> dict[str,
 # --- the lake side -----------------------------------------------------------------------------
 
 
+def _record(payload: str | None) -> dict[str, Any] | None:
+    """A quarantined payload that is one record (a JSON object), or None (a raw file, a broken line)."""
+    try:
+        value = json.loads(payload) if payload else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _load(ws: Workspace, principal: Principal, dataset: str) -> Table | None:
     try:
         return ws.catalog.load_table(identifier(principal.tenant, dataset))
@@ -414,7 +426,8 @@ def run_pipeline(
         result = RunResult(name, run_id, "running")
         started = time.perf_counter()
         try:
-            _Runner(ws, principal, spec, result, progress).run()
+            runner = _Runner(ws, principal, spec, result, progress)
+            runner.replay() if trigger == "replay" else runner.run()
             result.status = "succeeded"
         except PipelinePaused as err:
             result.status, result.error = "paused", err.detail
@@ -465,6 +478,7 @@ class _Runner:
         state = committed_state(table, self.spec.name) or {"seq": 0, "cursor": None}
         self.seq = int(state["seq"])
         self._forget_uncommitted_quarantine()
+        self._finish_replay()
         connector = get_connector(self.spec.source.type, "source")
         context = connector_context(self.ws, self.principal, self.spec.name)
         source = connector.create(expand_env(self.spec.source.options), context)
@@ -504,6 +518,66 @@ class _Runner:
 
     # --- commits ---------------------------------------------------------------------------------
 
+    def replay(self) -> None:
+        """Run this pipeline's quarantined records (those kept as records) through the current mapping.
+
+        Exactly once: the records are first marked with a replay id in the quarantine; the rows
+        that now pass are committed to the dataset with that id as a table property (and the ones
+        that fail again are quarantined anew with their new reason); then the marked records are
+        deleted. A replay that dies in between is finished or undone by the next run or replay.
+        """
+        table = _load(self.ws, self.principal, self.spec.destination.dataset)
+        state = committed_state(table, self.spec.name)
+        if state is None:
+            raise BadRequest(
+                f"pipeline '{self.spec.name}' has not loaded its dataset yet: nothing to replay into"
+            )
+        self.seq = int(state["seq"])
+        self._forget_uncommitted_quarantine()
+        qtable = _load(self.ws, self.principal, self.spec.destination.dataset + QUARANTINE_SUFFIX)
+        if qtable is None:
+            return
+        mine = f"pipeline = '{self.spec.name}'"
+        rows = qtable.scan(row_filter=mine).to_arrow()
+        records, replayable = [], []
+        for payload in rows.column("payload").to_pylist():
+            record = _record(payload)
+            replayable.append(record is not None)
+            if record is not None:
+                records.append(record)
+        if not records:
+            return
+        replay_id = self.result.run_id
+        marked = rows.set_column(
+            rows.schema.get_field_index("replay_id"), "replay_id",
+            pa.array([replay_id if r else None for r in replayable], pa.string()),
+        )  # fmt: skip
+        qtable.overwrite(marked.cast(QUARANTINE_SCHEMA), overwrite_filter=mine)
+        batch = pa.Table.from_pylist(records).combine_chunks().to_batches()[0]
+        self.result.rows_in += batch.num_rows
+        kept, bad = self.transformer.apply(batch, "quarantine replay")
+        self._commit([kept] if kept is not None and kept.num_rows else [], [bad] if bad is not None else [],
+                     state["cursor"], replay_id=replay_id)  # fmt: skip
+        self._finish_replay()
+
+    def _finish_replay(self) -> None:
+        """Delete records of a committed replay; un-mark those of a replay that never committed."""
+        qtable = _load(self.ws, self.principal, self.spec.destination.dataset + QUARANTINE_SUFFIX)
+        if qtable is None:
+            return
+        marked_filter = f"pipeline = '{self.spec.name}' AND replay_id IS NOT NULL"
+        marked = qtable.scan(row_filter=marked_filter).to_arrow()
+        if not marked.num_rows:
+            return
+        table = _load(self.ws, self.principal, self.spec.destination.dataset)
+        committed = table.properties.get(REPLAY_PROPERTY.format(name=self.spec.name)) if table else None
+        done = pc.equal(marked.column("replay_id"), committed or "")
+        rest = marked.filter(pc.invert(done))
+        rest = rest.set_column(
+            rest.schema.get_field_index("replay_id"), "replay_id", pa.nulls(rest.num_rows, pa.string())
+        )
+        qtable.overwrite(rest.cast(QUARANTINE_SCHEMA), overwrite_filter=marked_filter)
+
     def _forget_uncommitted_quarantine(self) -> None:
         """Delete quarantine rows of groups whose data commit never happened (a run that died between)."""
         qtable = _load(self.ws, self.principal, self.spec.destination.dataset + QUARANTINE_SUFFIX)
@@ -513,7 +587,9 @@ class _Runner:
         if qtable.scan(row_filter=stale, selected_fields=("seq",)).to_arrow().num_rows:
             qtable.delete(delete_filter=stale)
 
-    def _commit(self, rows: list[pa.RecordBatch], rejects: list[pa.Table], cursor: Any) -> None:
+    def _commit(
+        self, rows: list[pa.RecordBatch], rejects: list[pa.Table], cursor: Any, replay_id: str | None = None
+    ) -> None:
         self.seq += 1
         if rejects:
             self._quarantine(pa.concat_tables(rejects))
@@ -530,6 +606,8 @@ class _Runner:
             "manara.actor": self.principal.actor,
         }
         table_props = {STATE_PROPERTY.format(name=self.spec.name): json.dumps(state, default=str)}
+        if replay_id is not None:
+            table_props[REPLAY_PROPERTY.format(name=self.spec.name)] = replay_id
         catalog = self.ws.catalog
         added: list[str] = []
         plan: schema_rules.SchemaPlan | None
@@ -592,6 +670,7 @@ class _Runner:
                 "reason": rejects.column("reason"),
                 "position": rejects.column("position"),
                 "payload": rejects.column("payload"),
+                "replay_id": pa.nulls(n, pa.string()),
             },
             schema=QUARANTINE_SCHEMA,
         )

@@ -10,8 +10,8 @@ from typing import Any
 
 import pyarrow.compute as pc
 
-from manara.connect.pipelines import QUARANTINE_SUFFIX
-from manara.errors import DatasetNotFound
+from manara.connect.pipelines import QUARANTINE_SUFFIX, RunResult, get_pipeline, run_pipeline
+from manara.errors import BadRequest, DatasetNotFound
 from manara.govern import audit
 from manara.govern.principal import Principal
 from manara.lake.catalog import dataset_names, identifier
@@ -62,3 +62,17 @@ def show_quarantine(
                           request_id=audit.request_id_var.get()),
     )  # fmt: skip
     return rows.to_pylist()
+
+
+def replay_quarantine(ws: Workspace, principal: Principal, dataset: str, pipeline: str) -> RunResult:
+    """Run `pipeline`'s quarantined records of `dataset` through its current mapping (after a fix).
+
+    Records that now pass are loaded and leave the quarantine; those that fail again stay with
+    their new reason; raw payloads (an unreadable file) are left for the source to deliver again.
+    """
+    info = get_pipeline(ws, principal, pipeline)
+    if info.spec["destination"]["dataset"] != dataset:
+        raise BadRequest(
+            f"pipeline '{pipeline}' loads '{info.spec['destination']['dataset']}', not '{dataset}'"
+        )
+    return run_pipeline(ws, principal, pipeline, trigger="replay")

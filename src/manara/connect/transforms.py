@@ -70,6 +70,9 @@ def check_expression(sql: str) -> None:
             raise ValueError(f"'{sql}': function {name} is not allowed in a pipeline expression")
 
 
+ROW = "__manara_source_row"  # carried through the steps: which source record a row came from
+
+
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -83,15 +86,20 @@ class Transformer:
         self.con.execute("SET enable_external_access = false")
 
     def apply(self, batch: pa.RecordBatch, position: str) -> tuple[pa.RecordBatch | None, pa.Table | None]:
+        """The rows that pass every step, and the quarantined ones (payload: the record as the source sent
+        it, so that `manara quarantine replay` can run it through a corrected mapping)."""
         if not self.steps:
             return batch, None
-        table = pa.Table.from_batches([batch])
+        if ROW in batch.schema.names:
+            raise BadRequest(f"the source has a column named {ROW}, which pipelines reserve")
+        self.source = pa.Table.from_batches([batch])
+        table = self.source.append_column(ROW, pa.array(range(batch.num_rows), pa.int64()))
         rejects: list[tuple[str, str, str | None]] = []
         for step in self.steps:
             table = self._step(step, table, position, rejects)
             if table.num_rows == 0:
                 break
-        out = table.combine_chunks().to_batches()
+        out = table.drop_columns([ROW]).combine_chunks().to_batches()
         kept = out[0] if out else None
         return kept, rejects_table(rejects) if rejects else None
 
@@ -109,12 +117,16 @@ class Transformer:
         if step.select is not None:
             missing = [c for c in step.select if c not in names]
             if missing:
-                raise BadRequest(f"select: no column {', '.join(missing)} (columns: {', '.join(names)})")
-            return table.select(step.select)
+                raise BadRequest(
+                    f"select: no column {', '.join(missing)} (columns: {', '.join(c for c in names if c != ROW)})"
+                )
+            return table.select([*step.select, ROW])
         if step.rename is not None:
             missing = [c for c in step.rename if c not in names]
             if missing:
-                raise BadRequest(f"rename: no column {', '.join(missing)} (columns: {', '.join(names)})")
+                raise BadRequest(
+                    f"rename: no column {', '.join(missing)} (columns: {', '.join(c for c in names if c != ROW)})"
+                )
             return table.rename_columns([step.rename.get(c, c) for c in names])
         if step.filter is not None:
             return self._run(f"SELECT * FROM batch WHERE {step.filter}", table)
@@ -130,7 +142,7 @@ class Transformer:
         missing = [c for c in types if c not in table.column_names]
         if missing:
             raise BadRequest(
-                f"cast: no column {', '.join(missing)} (columns: {', '.join(table.column_names)})"
+                f"cast: no column {', '.join(missing)} (columns: {', '.join(c for c in table.column_names if c != ROW)})"
             )
         cols = ", ".join(
             f"TRY_CAST({_q(c)} AS {types[c]}) AS {_q(c)}" if c in types else _q(c) for c in table.column_names
@@ -138,15 +150,15 @@ class Transformer:
         failed = " OR ".join(
             f"({_q(c)} IS NOT NULL AND TRY_CAST({_q(c)} AS {t}) IS NULL)" for c, t in types.items()
         )
-        bad = self._run(f"SELECT row_number() OVER () AS __row, * FROM batch QUALIFY {failed}", table)
+        bad = self._run(f"SELECT * FROM batch WHERE {failed}", table)
         if bad.num_rows:
-            for row in bad.to_pylist():
+            originals = self.source.take(bad.column(ROW)).to_pylist()
+            for row, original in zip(bad.to_pylist(), originals, strict=True):
                 column = next(c for c, t in types.items() if row[c] is not None and self._fails(row[c], t))
-                record = {k: v for k, v in row.items() if k != "__row"}
                 rejects.append((
                     f"cast: column '{column}' value {row[column]!r} is not a {cast[column]}",
-                    f"{position}, row {row['__row']} of the batch",
-                    json.dumps(record, ensure_ascii=False, default=str),
+                    f"{position}, record {row[ROW] + 1} of the batch",
+                    json.dumps(original, ensure_ascii=False, default=str),
                 ))  # fmt: skip
             good = f"NOT ({failed})"
         else:
