@@ -1,6 +1,6 @@
 """kill -9 at many points of a pipeline run: the reruns neither lose nor duplicate a row.
 
-The run is a real `manara pipeline run` process over 24 files, committing every 60 rows (and a
+The run is a real `manara pipeline run` process over 48 files, committing every 30 rows (and a
 quarantine commit before most data commits), so a kill lands before, inside and between commits.
 """
 
@@ -22,7 +22,7 @@ from manara.govern.principal import Principal
 from manara.lake.catalog import identifier
 from manara.workspace import Workspace
 
-FILES, ROWS = 24, 150
+FILES, ROWS = 48, 150
 
 
 def test_kill_9_anywhere_then_rerun_loads_every_row_exactly_once(
@@ -43,7 +43,7 @@ def test_kill_9_anywhere_then_rerun_loads_every_row_exactly_once(
 name: loader
 source: {{type: files, options: {{path: "{landing}"}}}}
 transforms: [{{cast: {{amount: long}}}}]
-destination: {{dataset: loaded, commit_rows: 60}}
+destination: {{dataset: loaded, commit_rows: 30}}
 """
     apply_pipeline(ws, operator, parse_spec(spec))
     env = {**os.environ, "MANARA_HOME": str(settings.home), "MANARA_FILE_ROOTS": json.dumps([str(tmp_path)])}
