@@ -31,6 +31,7 @@ reason, and nothing of the batch is written, until the mapping is changed (`pipe
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import functools
 import json
@@ -39,6 +40,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -488,22 +490,38 @@ class _Runner:
         pending = 0
         cursor = state["cursor"]
         moved = False
-        for chunk in source.read(cursor):
-            kept, bad = self._transform(chunk)
-            if kept is not None and kept.num_rows:
-                rows.append(kept)
-                pending += kept.num_rows
-            if bad is not None and bad.num_rows:
-                rejects.append(bad)
-            cursor, moved = chunk.cursor, True
-            self.result.bytes_in += chunk.bytes_read
-            if self.progress:
-                self.progress(self.result.rows_in)
-            if pending >= self.spec.destination.commit_rows:
-                self._commit(rows, rejects, cursor)
-                rows, rejects, pending, moved = [], [], 0, False
-        if moved:
-            self._commit(rows, rejects, cursor)
+        # A group is committed in a second thread while the next one is read (Parquet writing and
+        # the source's driver release the GIL): commits stay one at a time and in order, each with
+        # its own cursor, so exactly-once is unchanged, and at most two groups are in memory.
+        with ThreadPoolExecutor(1, thread_name_prefix="pipeline-commit") as committer:
+            inflight: Future[None] | None = None
+
+            def commit(rows: list[pa.RecordBatch], rejects: list[pa.Table], cursor: Any) -> None:
+                nonlocal inflight
+                if inflight is not None:
+                    inflight.result()  # the previous group first; its error ends the run here
+                inflight = committer.submit(
+                    contextvars.copy_context().run, self._commit, rows, rejects, cursor
+                )
+
+            for chunk in source.read(cursor):
+                kept, bad = self._transform(chunk)
+                if kept is not None and kept.num_rows:
+                    rows.append(kept)
+                    pending += kept.num_rows
+                if bad is not None and bad.num_rows:
+                    rejects.append(bad)
+                cursor, moved = chunk.cursor, True
+                self.result.bytes_in += chunk.bytes_read
+                if self.progress:
+                    self.progress(self.result.rows_in)
+                if pending >= self.spec.destination.commit_rows:
+                    commit(rows, rejects, cursor)
+                    rows, rejects, pending, moved = [], [], 0, False
+            if moved:
+                commit(rows, rejects, cursor)
+            if inflight is not None:
+                inflight.result()
 
     def _transform(self, chunk: Chunk) -> tuple[pa.RecordBatch | None, pa.Table | None]:
         rejects = [chunk.rejects] if chunk.rejects is not None and chunk.rejects.num_rows else []
