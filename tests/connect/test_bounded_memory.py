@@ -38,7 +38,7 @@ def write_rows(path: Path, start: int, n: int) -> None:
 def peak_mb(name: str, settings: Settings, roots: Path) -> float:
     env = {**os.environ, "MANARA_HOME": str(settings.home), "MANARA_FILE_ROOTS": json.dumps([str(roots)])}
     if settings.database_url:
-        env["MANARA_DATABASE_URL"] = settings.database_url
+        env["MANARA_DATABASE_URL"] = settings.database_url.get_secret_value()
     out = subprocess.run(
         [sys.executable, "-c", MEASURE, name], env=env, capture_output=True, text=True, timeout=600
     )

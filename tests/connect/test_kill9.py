@@ -49,7 +49,7 @@ destination: {{dataset: loaded, commit_rows: 30}}
     env = {**os.environ, "MANARA_HOME": str(settings.home), "MANARA_FILE_ROOTS": json.dumps([str(tmp_path)])}
     env.pop("MANARA_WAREHOUSE", None)
     if settings.database_url:
-        env["MANARA_DATABASE_URL"] = settings.database_url
+        env["MANARA_DATABASE_URL"] = settings.database_url.get_secret_value()
     cmd = [sys.executable, "-m", "manara.cli.main", "pipeline", "run", "loader", "--json"]
     rng = random.Random(7)
     kills = 0

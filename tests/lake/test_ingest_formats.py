@@ -193,6 +193,20 @@ def test_json_array(ws: Workspace, operator: Principal, tmp_path: Path) -> None:
     assert rows(ws, operator, "select code, label from codes order by code") == records
 
 
+def test_very_long_values_fit_in_the_readers_bounded_memory(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
+    # readers run with a fixed DuckDB memory budget (flat peak on large files): values up to the
+    # 8 MiB line limit must still be read, in CSV and in JSON lines alike
+    csv_path, json_path = tmp_path / "scans.csv", tmp_path / "scans.jsonl"
+    csv_path.write_text("id,blob\n" + "".join(f"{i},{'x' * 7_000_000}\n" for i in range(6)), "utf-8")
+    json_path.write_text("".join(json.dumps({"id": i, "blob": "y" * 7_000_000}) + "\n" for i in range(6)))
+
+    assert ingest_file(ws, operator, csv_path, "scans_csv").rows == 6
+    assert ingest_file(ws, operator, json_path, "scans_json").rows == 6
+    assert rows(ws, operator, "select sum(length(blob)) as n from scans_json") == [{"n": 42_000_000}]
+
+
 # --- Parquet --------------------------------------------------------------------------------------
 
 

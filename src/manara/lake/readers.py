@@ -35,6 +35,7 @@ from manara.lake import duck
 BATCH_ROWS = 131_072
 MAX_LINE_BYTES = 8 * 1024 * 1024
 SAMPLE_BYTES = 1 << 20
+READER_MEMORY = "128MB"  # a streaming file read holds a few buffers, not the file: keeps the peak flat
 FORMATS = ("csv", "json", "parquet", "xlsx")
 _EXTENSIONS = {
     ".csv": "csv",
@@ -299,7 +300,7 @@ def _open_csv(
         raise BadRequest(f"{label}: --type names columns the file does not have: {', '.join(unknown)}")
     wanted = {c: "VARCHAR" for c in header if c in set(zeros) | set(text_columns)} | dict(column_types)
     types = ", ".join(f"{_sql_string(c)}: {_sql_string(t)}" for c, t in wanted.items())
-    con = duck.connect()
+    con = duck.connect(memory_limit=READER_MEMORY)
     stack.callback(con.close)
     sql = (
         "SELECT * FROM read_csv(?, delim = ?, header = true, skip = 0, strict_mode = true, "
@@ -311,7 +312,7 @@ def _open_csv(
 
 
 def _open_json(path: Path, stack: ExitStack, label: str) -> Source:
-    con = duck.connect()
+    con = duck.connect(memory_limit=READER_MEMORY)
     stack.callback(con.close)
     sql = "SELECT * FROM read_json(?, format = 'auto', maximum_object_size = ?)"
     reader = _duckdb_reader(con, sql, [str(path), MAX_LINE_BYTES * 2], label)
