@@ -90,18 +90,37 @@ run_postgresql() {
     fi
 
     local url rc=0
-    trap 'bash scripts/pg-test-cluster.sh stop || true' EXIT
     bash scripts/pg-test-cluster.sh stop  # start from an empty cluster, even after an aborted run
     url="$(bash scripts/pg-test-cluster.sh start)"
     echo "test.sh: PostgreSQL test cluster at $url"
     MANARA_TEST_DATABASE_URL="$url" "${PYTEST[@]}" || rc=$?
     bash scripts/pg-test-cluster.sh stop || true
-    trap - EXIT
     ran+=(postgresql)
     note_result postgresql "$rc"
 }
 
+# Mosquitto, MariaDB, NATS and an asyncua OPC UA server for the connector tests (scripts/services.sh):
+# started once, shared by both passes, stopped on exit.
+start_services() {
+    local lines line
+    trap 'bash scripts/services.sh stop || true; bash scripts/pg-test-cluster.sh stop >/dev/null 2>&1 || true' EXIT
+    lines="$(bash scripts/services.sh start)"
+    for key in MQTT MYSQL NATS OPCUA; do
+        line="$(grep "^MANARA_TEST_${key}_URL=" <<<"$lines" || true)"
+        if [[ -n "$line" ]]; then
+            export "${line?}"
+            echo "test.sh: ${line}"
+        elif [[ "${CI:-}" == "true" ]]; then
+            echo "test.sh: ERROR: the ${key} test service could not be started; CI requires it (scripts/services.sh)" >&2
+            exit 1
+        else
+            echo "test.sh: no ${key} test service: its tests skip (scripts/services.sh start says why)"
+        fi
+    done
+}
+
 ensure_tesseract
+start_services
 
 for backend in $BACKENDS; do
     "run_$backend"

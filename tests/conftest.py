@@ -7,6 +7,7 @@ test on a fresh PostgreSQL database of its own; otherwise each test gets a SQLit
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,9 @@ from manara.config import Settings
 from manara.govern.principal import Principal
 from manara.meta.db import dispose_all
 from manara.workspace import Workspace, init_workspace
+
+# the in-process CLI runner (tests/cli/cli_runner.py) is shared with the connector tests
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cli"))
 
 PG_URL = os.environ.get("MANARA_TEST_DATABASE_URL")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -83,3 +87,42 @@ def shared_data() -> Path:
             f"evaluation data not found at {SHARED_DATA} (clone the project with ../shared beside it)"
         )
     return SHARED_DATA
+
+
+# --- real services (scripts/services.sh starts them on loopback; scripts/test.sh exports the URLs) ---
+
+
+def _service(key: str, what: str) -> str:
+    url = os.environ.get(f"MANARA_TEST_{key}_URL")
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is not running (MANARA_TEST_{key}_URL unset): CI must run it (scripts/services.sh)")
+    pytest.skip(
+        f"needs {what}: run `eval $(bash scripts/services.sh start | sed 's/^/export /')` "
+        "first (installs it with apt-get as root), or `make test`"
+    )
+
+
+@pytest.fixture
+def mqtt_url() -> str:
+    """A Mosquitto broker: mqtt://127.0.0.1:PORT."""
+    return _service("MQTT", "an MQTT broker (Mosquitto)")
+
+
+@pytest.fixture
+def mysql_url() -> str:
+    """A MariaDB server: mysql+pymysql://manara:manara@127.0.0.1:PORT/manara_test."""
+    return _service("MYSQL", "MariaDB")
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """A NATS server with JetStream: nats://127.0.0.1:PORT."""
+    return _service("NATS", "a NATS server with JetStream")
+
+
+@pytest.fixture
+def opcua_url() -> str:
+    """The asyncua test server simulating a controller (scripts/opcua_test_server.py)."""
+    return _service("OPCUA", "the OPC UA test server (asyncua)")

@@ -37,6 +37,7 @@ import functools
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -92,6 +93,9 @@ class PipelinePaused(Conflict):
     type, title = "pipeline-paused", "Pipeline paused"
 
 
+CONTINUOUS = "@continuous"  # schedule of a listening pipeline: run again as soon as a run ends
+
+
 class SourceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str
@@ -102,6 +106,8 @@ class DestinationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dataset: str
     commit_rows: int = Field(100_000, ge=1, le=10_000_000)
+    # a group is also committed when its first row is this old (a slow or streaming source)
+    commit_seconds: float = Field(10.0, gt=0, le=86_400)
 
     @field_validator("dataset")
     @classmethod
@@ -133,11 +139,11 @@ class PipelineSpec(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, v: str | None) -> str | None:
-        if v is not None:
+        if v is not None and v != CONTINUOUS:
             from croniter import croniter
 
             if not croniter.is_valid(v):
-                raise ValueError(f"'{v}' is not a cron expression (e.g. '*/15 * * * *')")
+                raise ValueError(f"'{v}' is not a cron expression (e.g. '*/15 * * * *') nor '{CONTINUOUS}'")
         return v
 
 
@@ -216,11 +222,17 @@ def expand_env(value: Any) -> Any:
     return _ENV_REF.sub(sub, value)
 
 
-def connector_context(ws: Workspace, principal: Principal, pipeline: str) -> Context:
-    """What a pipeline's connectors may reach: the egress allow-list, the readable folders."""
+def connector_context(
+    ws: Workspace, principal: Principal, pipeline: str, stop: threading.Event | None = None
+) -> Context:
+    """What a pipeline's connectors may reach: the egress allow-list, the readable folders, its own
+    state folder (a streaming source's spool), and the event that asks a listening source to stop."""
     from manara.govern.egress import check_egress
 
     return Context(
+        state_dir=ws.settings.home / "spool" / principal.tenant / pipeline,
+        pipeline=f"{principal.tenant}/{pipeline}",
+        stop=stop,
         tmp_dir=ws.settings.tmp_path,
         check_egress=functools.partial(
             check_egress, ws, actor=principal.actor, tenant=principal.tenant, purpose=f"pipeline {pipeline}"
@@ -236,7 +248,10 @@ def apply_pipeline(ws: Workspace, principal: Principal, spec: PipelineSpec) -> t
     outside `file_roots` is refused now, not at the first run."""
     principal.require(Role.steward, "applying a pipeline")
     connector = get_connector(spec.source.type, "source")
-    connector.create(expand_env(spec.source.options), connector_context(ws, principal, spec.name))
+    source = connector.create(expand_env(spec.source.options), connector_context(ws, principal, spec.name))
+    prepare = getattr(source, "prepare", None)
+    if callable(prepare):  # e.g. MQTT: the broker keeps messages for the pipeline from now on
+        prepare()
     body = spec.model_dump_json(exclude_none=True)
     with session_scope(ws.engine) as s:
         row = _row(s, principal, spec.name)
@@ -399,8 +414,12 @@ def run_pipeline(
     *,
     trigger: str = "manual",
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
 ) -> RunResult:
-    """Run the pipeline once, from its committed cursor to the end of what the source has now."""
+    """Run the pipeline once, from its committed cursor to the end of what the source has now.
+
+    A listening source (MQTT, OPC UA) ends its run by its own options (`max_seconds`,
+    `idle_seconds`) or when `stop` is set; what it received is committed before the run returns."""
     principal.require(Role.steward, "running a pipeline")
     with _run_lock(ws, principal, name):
         with session_scope(ws.engine) as s:
@@ -428,7 +447,7 @@ def run_pipeline(
         result = RunResult(name, run_id, "running")
         started = time.perf_counter()
         try:
-            runner = _Runner(ws, principal, spec, result, progress)
+            runner = _Runner(ws, principal, spec, result, progress, stop)
             runner.replay() if trigger == "replay" else runner.run()
             result.status = "succeeded"
         except PipelinePaused as err:
@@ -468,8 +487,10 @@ class _Runner:
         spec: PipelineSpec,
         result: RunResult,
         progress: Progress | None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.ws, self.principal, self.spec, self.result, self.progress = ws, principal, spec, result, progress
+        self.stop = stop
         self.ident = identifier(principal.tenant, spec.destination.dataset)
         self.qident = identifier(principal.tenant, spec.destination.dataset + QUARANTINE_SUFFIX)
         self.transformer = Transformer(spec.transforms)
@@ -482,7 +503,7 @@ class _Runner:
         self._forget_uncommitted_quarantine()
         self._finish_replay()
         connector = get_connector(self.spec.source.type, "source")
-        context = connector_context(self.ws, self.principal, self.spec.name)
+        context = connector_context(self.ws, self.principal, self.spec.name, self.stop)
         source = connector.create(expand_env(self.spec.source.options), context)
         assert isinstance(source, Source)
         rows: list[pa.RecordBatch] = []
@@ -504,18 +525,25 @@ class _Runner:
                     contextvars.copy_context().run, self._commit, rows, rejects, cursor
                 )
 
+            dest = self.spec.destination
+            opened = time.monotonic()  # when the group being gathered got its first chunk
             for chunk in source.read(cursor):
+                if not moved:
+                    opened = time.monotonic()
                 kept, bad = self._transform(chunk)
                 if kept is not None and kept.num_rows:
                     rows.append(kept)
                     pending += kept.num_rows
                 if bad is not None and bad.num_rows:
                     rejects.append(bad)
-                cursor, moved = chunk.cursor, True
+                if chunk.cursor != cursor or rows or rejects:  # a listening source's tick moves nothing
+                    cursor, moved = chunk.cursor, True
                 self.result.bytes_in += chunk.bytes_read
                 if self.progress:
                     self.progress(self.result.rows_in)
-                if pending >= self.spec.destination.commit_rows:
+                if pending >= dest.commit_rows or (
+                    moved and time.monotonic() - opened >= dest.commit_seconds
+                ):
                     commit(rows, rejects, cursor)
                     rows, rejects, pending, moved = [], [], 0, False
             if moved:

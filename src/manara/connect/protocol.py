@@ -17,6 +17,7 @@ and `manara connectors` lists it without Manara being touched.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -67,6 +68,9 @@ class Context:
     tmp_dir: Any  # pathlib.Path
     check_egress: Callable[[str], None] = lambda url: None  # raises when a host is not allowed
     file_roots: tuple[Any, ...] = ()  # folders a file-reading connector may read (pathlib.Path)
+    state_dir: Any = None  # pathlib.Path: this pipeline's own folder (a streaming source's spool)
+    pipeline: str = ""  # "<tenant>/<pipeline>": names the pipeline to outside systems (an MQTT client id)
+    stop: threading.Event | None = None  # set when the run must end (shutdown): listening sources return
     extras: dict[str, Any] = field(default_factory=dict)
 
 

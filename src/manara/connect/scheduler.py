@@ -8,6 +8,10 @@ cron time. A paused pipeline is not retried: it waits for a steward. Missed time
 down are not replayed one by one: the next tick runs the pipeline once, and a run loads everything
 since its committed cursor anyway.
 
+A pipeline scheduled `@continuous` (a listening source: MQTT, OPC UA) is started again at the
+first tick after its run ends; with `idle_seconds: null` its run listens until the hub stops, and
+`stop()` asks running pipelines to end and waits for them to commit what they received.
+
 `tick(now)` does one round with an explicit clock, which is what the tests drive.
 """
 
@@ -22,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from croniter import croniter
 from sqlalchemy import select
 
-from manara.connect.pipelines import run_pipeline
+from manara.connect.pipelines import CONTINUOUS, run_pipeline
 from manara.errors import Conflict
 from manara.meta.db import session_scope
 from manara.meta.models import Pipeline, Tenant
@@ -102,7 +106,8 @@ class Scheduler:
         tenant, name = key
         plan = self.plans[key]
         try:
-            result = run_pipeline(self.ws, self.ws.principal(tenant, actor=ACTOR), name, trigger="schedule")
+            result = run_pipeline(self.ws, self.ws.principal(tenant, actor=ACTOR), name, trigger="schedule",
+                                  stop=self._stop)  # fmt: skip
             ok = result.status in ("succeeded", "paused")  # paused: a steward's turn, not a retry
             error = result.error
         except Conflict as err:  # already running (e.g. from the CLI): try at the next time
@@ -130,11 +135,14 @@ class Scheduler:
         self._thread = threading.Thread(target=self._loop, name="manara-scheduler", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop scheduling; listening runs end, and what they received is committed (up to `timeout`)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        for worker in list(self.running.values()):
+            worker.join(timeout)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -146,5 +154,7 @@ class Scheduler:
 
 
 def _next(schedule: str, after: datetime) -> datetime:
+    if schedule == CONTINUOUS:
+        return after
     nxt: datetime = croniter(schedule, after).get_next(datetime)
     return nxt if nxt.tzinfo else nxt.replace(tzinfo=UTC)
