@@ -6,6 +6,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -82,7 +83,23 @@ class Settings(BaseSettings):
         "allowed): a steward can point a pipeline at a folder, so the server's other files stay out of "
         "reach. In MANARA_FILE_ROOTS: a JSON list",
     )
+    bus_url: str | None = Field(
+        default=None,
+        description="NATS server of the event bus, e.g. 'nats://127.0.0.1:4222' or "
+        "'nats://user:password@bus.example.ma:4222' (tls:// for TLS), or the servers of one cluster "
+        "separated by commas. When set, every outbox event (dataset commits, pipeline runs, "
+        "quarantines) is also published, in order and once, to the JetStream stream MANARA (created if "
+        "missing) on the subject manara.<tenant>.<event type>, with the webhook's JSON body and "
+        "a Nats-Msg-Id header for de-duplication. The servers must be allowed by egress_allow. "
+        "Default: unset, events go to webhook subscriptions only (which work either way)",
+    )
     log_level: str = "info"
+
+    @field_validator("bus_url")
+    @classmethod
+    def _check_bus_url(cls, value: str | None) -> str | None:
+        servers = bus_servers(value)
+        return ",".join(servers) if servers else None
 
     @field_validator("egress_allow")
     @classmethod
@@ -135,6 +152,10 @@ class Settings(BaseSettings):
                 value = str(value)
             out[name] = value
         out["database_url"] = redact_url(self.db_url)
+        if self.bus_url:
+            from manara.govern.egress import redact
+
+            out["bus_url"] = ",".join(redact(u) for u in bus_servers(self.bus_url))
         out["warehouse"] = str(self.warehouse_path)
         return out
 
@@ -144,6 +165,26 @@ def _home_from(init_settings: PydanticBaseSettingsSource) -> Path:
     if init.get("home"):
         return Path(init["home"]).expanduser().resolve()
     return default_home()
+
+
+def bus_servers(value: str | None) -> list[str]:
+    """The NATS server URLs of a `bus_url` setting; ValueError naming the entry that is not one."""
+    servers = [part.strip() for part in (value or "").split(",") if part.strip()]
+    for url in servers:
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("nats", "tls") and bool(parts.hostname) and parts.path in ("", "/")
+            ok = ok and not parts.query and not parts.fragment and parts.port != 0
+        except ValueError:
+            ok = False
+        if not ok:
+            from manara.govern.egress import redact
+
+            raise ValueError(
+                f"bus_url entry {redact(url)!r} is not a NATS server URL such as "
+                "'nats://127.0.0.1:4222' or 'nats://user:password@host:4222'"
+            )
+    return servers
 
 
 def redact_url(url: str) -> str:

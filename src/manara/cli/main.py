@@ -180,11 +180,12 @@ def up(
     from manara.govern.egress import check_egress
 
     scheduler = Scheduler(ws)  # runs the pipelines that declare a cron `schedule`
-    dispatcher = Dispatcher(  # delivers events to webhook subscriptions, to allowed hosts only
+    dispatcher = Dispatcher(  # delivers events to webhooks (and NATS with bus_url), to allowed hosts only
         ws,
         check_egress=functools.partial(
-            check_egress, ws, actor="bus", tenant=None, purpose="webhook delivery"
+            check_egress, ws, actor="bus", tenant=None, purpose="event bus (webhook or NATS)"
         ),
+        bus_url=s.bus_url,
     )
     scheduler.start()
     dispatcher.start()

@@ -233,8 +233,9 @@ def json_objects(
 
     Returns (parsed rows, indices of the payloads they came from, rejects). A payload that is not a
     JSON object (bad JSON, an array, a number, not UTF-8) is rejected with the parser's reason; the
-    others still load. `numbers="double"` reads every JSON number as a double (a sensor that sends 21
-    then 21.5 must not pause its pipeline); `types` fixes named fields' types.
+    others still load. `numbers="double"` reads JSON numbers as doubles (a sensor that sends 21 then
+    21.5 must not pause its pipeline), except integers a double cannot hold exactly; `types` fixes
+    named fields' types.
     """
     values = payloads.to_pylist()
     good = list(range(len(values)))
@@ -253,11 +254,20 @@ def json_objects(
             raise BadRequest("JSON payloads could not be read together (mixed types for one field?)")
     if numbers == "double":
         cols = [
-            pc.cast(c, pa.float64()) if pa.types.is_integer(c.type) and n not in types else c
+            _as_double(c) if pa.types.is_integer(c.type) and n not in types else c
             for n, c in zip(table.column_names, table.columns, strict=True)
         ]
         table = pa.Table.from_arrays(cols, names=table.column_names)
     return table, pa.array(good, pa.int64()), rejects_table(rejects) if rejects else None
+
+
+def _as_double(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Integers as doubles when every one is exact as a double (|v| ≤ 2^53); otherwise unchanged, so an
+    identifier or a nanosecond timestamp is never rounded (name it in `types` to fix its type)."""
+    try:
+        return pc.cast(values, pa.float64(), safe=True)
+    except pa.ArrowInvalid:
+        return values
 
 
 def _parse_json_lines(values: Sequence[bytes | None], types: dict[str, pa.DataType]) -> pa.Table | None:

@@ -175,6 +175,10 @@ class OutboxEvent(Base):
     audit_seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
+    # when JetStream acknowledged it (only with a `bus_url`; see manara.connect.bus)
+    bus_published_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
 
 
 class Subscription(Base):
