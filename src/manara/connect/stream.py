@@ -196,8 +196,8 @@ class SpooledSource:
         opts, stop = self.options, self.context.stop
         started = time.monotonic()
         self.spool.last_arrival = started
-        self.start_listening()
         try:
+            self.start_listening()  # a listener that fails to start is still stopped (cleaned up)
             while True:
                 rows = self.spool.after(seq, opts.batch_rows)
                 if rows.num_rows:
