@@ -86,7 +86,7 @@ start_mariadb() {
     fi
     nohup /usr/sbin/mariadbd --no-defaults --user="$(id -un)" --datadir="$d/data" --socket="$d/mysqld.sock" \
         --port="$MYSQL_PORT" --bind-address=127.0.0.1 --pid-file="$d/mariadb.pid" --log-error="$d/error.log" \
-        --innodb-buffer-pool-size=64M --skip-name-resolve >/dev/null 2>&1 &
+        --innodb-buffer-pool-size=64M --skip-name-resolve --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci >/dev/null 2>&1 &
     wait_port "$MYSQL_PORT" 30 || { say "mariadbd did not start (log: $d/error.log)"; return 1; }
     mariadb --no-defaults --socket="$d/mysqld.sock" -uroot -e "
         CREATE DATABASE IF NOT EXISTS manara_test CHARACTER SET utf8mb4;
