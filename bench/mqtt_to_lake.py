@@ -162,9 +162,18 @@ def main() -> None:
     args = ap.parse_args()
     url, started = args.url, False
     if not url:
-        env = {**os.environ, "MANARA_SERVICES_DIR": "/tmp/manara-services-bench", "MANARA_TEST_MQTT_PORT": "18839"}
-        out = subprocess.run(["bash", "scripts/services.sh", "start"], cwd=ROOT, env=env, capture_output=True, text=True)
-        url = next((ln.split("=", 1)[1] for ln in out.stdout.splitlines() if ln.startswith("MANARA_TEST_MQTT_URL=")), None)
+        env = {
+            **os.environ,
+            "MANARA_SERVICES_DIR": "/tmp/manara-services-bench",
+            "MANARA_TEST_MQTT_PORT": "18839",
+        }
+        out = subprocess.run(
+            ["bash", "scripts/services.sh", "start"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        url = next(
+            (ln.split("=", 1)[1] for ln in out.stdout.splitlines() if ln.startswith("MANARA_TEST_MQTT_URL=")),
+            None,
+        )
         if not url:
             sys.exit(f"no MQTT broker: {out.stderr.strip()}")
         started = True
@@ -173,7 +182,9 @@ def main() -> None:
         for i in range(args.repeat):
             b = bare(url, args.messages)
             m = manara(url, args.messages, args.commit_seconds)
-            runs.append({"bare": b, "manara": m, "ratio": m["msgs_per_s"] / b["msgs_per_s"], "load": _loadavg()})
+            runs.append(
+                {"bare": b, "manara": m, "ratio": m["msgs_per_s"] / b["msgs_per_s"], "load": _loadavg()}
+            )
             print(f"repeat {i + 1}: bare {b['msgs_per_s']:,.0f} msg/s, Manara {m['msgs_per_s']:,.0f} msg/s "
                   f"(ratio {runs[-1]['ratio']:.2f}), p50 {m['p50_ms']:.0f} ms, p99 {m['p99_ms']:.0f} ms, "
                   f"{m['commits']} commits, peak RSS {m['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip

@@ -97,7 +97,9 @@ def _service(key: str, what: str) -> str:
     if url:
         return url
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} is not running (MANARA_TEST_{key}_URL unset): CI must run it (scripts/services.sh)")
+        pytest.fail(
+            f"{what} is not running (MANARA_TEST_{key}_URL unset): CI must run it (scripts/services.sh)"
+        )
     pytest.skip(
         f"needs {what}: run `eval $(bash scripts/services.sh start | sed 's/^/export /')` "
         "first (installs it with apt-get as root), or `make test`"

@@ -144,7 +144,9 @@ def test_text_payloads_and_fixed_types(
     publisher.send(f"{prefix}/a/temperature", {"count": 7, "ratio": 1})
     assert run_pipeline(ws, operator, "counts").rows_loaded == 1
     table = ws.catalog.load_table(("default", "counts")).scan().to_arrow()
-    assert str(table.schema.field("count").type) == "int64" and str(table.schema.field("ratio").type) == "double"
+    assert (
+        str(table.schema.field("count").type) == "int64" and str(table.schema.field("ratio").type) == "double"
+    )
 
     apply_pipeline(ws, operator, parse_spec(spec(mqtt_url, prefix, name="logs", payload="text")))
     publisher.send(f"{prefix}/alarms/x", "وقف الآلة رقم 3 — arrêt machine")
@@ -170,15 +172,17 @@ def test_run_stops_when_asked_and_commits_what_it_received(
     apply_pipeline(ws, operator, parse_spec(spec(mqtt_url, prefix, idle_seconds=None)))
     stop = threading.Event()
     results = []
-    runner = threading.Thread(target=lambda: results.append(run_pipeline(ws, operator, "telemetry", stop=stop)))
+    runner = threading.Thread(
+        target=lambda: results.append(run_pipeline(ws, operator, "telemetry", stop=stop))
+    )
     runner.start()
     for i in range(20):
         publisher.send(f"{prefix}/l/temperature", {"n": i})
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # committed by time (commit_seconds 0.5) while still listening
-        if ws.catalog.table_exists(("default", "telemetry")):
-            if ws.catalog.load_table(("default", "telemetry")).scan().to_arrow().num_rows == 20:
-                break
+        ident = ("default", "telemetry")
+        if ws.catalog.table_exists(ident) and ws.catalog.load_table(ident).scan().to_arrow().num_rows == 20:
+            break
         time.sleep(0.2)
     assert runner.is_alive(), "with idle_seconds null the run listens until stopped"
     stop.set()
@@ -198,7 +202,9 @@ def test_kill_9_while_messages_stream_in_loses_and_duplicates_nothing(
     ws: Workspace, operator: Principal, settings: Settings, mqtt_url: str, prefix: str, publisher: Publisher
 ) -> None:
     total = 3000
-    apply_pipeline(ws, operator, parse_spec(spec(mqtt_url, prefix, name="feed", idle_seconds=2.0, flush_ms=5)))
+    apply_pipeline(
+        ws, operator, parse_spec(spec(mqtt_url, prefix, name="feed", idle_seconds=2.0, flush_ms=5))
+    )
     env = {**os.environ, "MANARA_HOME": str(settings.home), "MANARA_EGRESS_ALLOW": '["127.0.0.1"]'}
     env.pop("MANARA_WAREHOUSE", None)
     if settings.database_url:
@@ -254,11 +260,16 @@ def test_the_same_pipeline_through_the_cli_and_the_api(
     assert (run["status"], run["rows_loaded"]) == ("succeeded", 1)
 
     with session_scope(ws.engine) as s:
-        tok = identity.create_token(s, identity.get_tenant(s, "default"), role=Role.steward, name="s", actor="t").secret
+        tok = identity.create_token(
+            s, identity.get_tenant(s, "default"), role=Role.steward, name="s", actor="t"
+        ).secret
     with TestClient(create_app(ws.settings, ws)) as client:
         headers = {"Authorization": f"Bearer {tok}", "Content-Type": "application/json"}
         body = spec(mqtt_url, prefix, name="api_feed")
-        assert client.put("/api/v1/pipelines/api_feed", headers=headers, content=body).status_code in (200, 201)
+        assert client.put("/api/v1/pipelines/api_feed", headers=headers, content=body).status_code in (
+            200,
+            201,
+        )
         publisher.send(f"{prefix}/api/temperature", {"v": 2})
         answer = client.post("/api/v1/pipelines/api_feed/runs", headers=headers)
         assert answer.status_code in (200, 201), answer.text

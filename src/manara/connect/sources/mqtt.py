@@ -105,7 +105,9 @@ class MqttSource(SpooledSource):
         self.types = {k: arrow_type(v) for k, v in options.types.items()}
         # one session per pipeline of this installation: the tenant, the name, and the workspace's folder
         where = hashlib.blake2b(str(context.state_dir).encode(), digest_size=4).hexdigest()
-        self.client_id = options.client_id or f"manara-{(context.pipeline or 'source').replace('/', '-')}-{where}"
+        self.client_id = (
+            options.client_id or f"manara-{(context.pipeline or 'source').replace('/', '-')}-{where}"
+        )
         self.spool = Spool(spool_path(context, "mqtt"))
         self._client: mqtt.Client | None = None
         self._pending: list[tuple[str, bytes, int, str | None, str | None, int]] = []
