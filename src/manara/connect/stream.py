@@ -26,6 +26,7 @@ import json
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -167,22 +168,24 @@ def spool_path(context: Context, name: str) -> Path:
     return Path(context.state_dir) / f"{name}.spool.db"
 
 
-class SpooledSource:
+class SpooledSource(ABC):
     """Base of listening sources: subclasses start/stop their listener and decode spooled messages."""
 
     options: StreamOptions
     context: Context
     spool: Spool
 
+    @abstractmethod
     def start_listening(self) -> None:
-        raise NotImplementedError
+        """Connect and hand what arrives to `self.spool`; raise one readable error if it cannot."""
 
+    @abstractmethod
     def stop_listening(self) -> None:
-        raise NotImplementedError
+        """Disconnect; also called after a failed `start_listening`."""
 
+    @abstractmethod
     def decode(self, rows: pa.Table) -> tuple[pa.RecordBatch | None, pa.Table | None]:
         """Spooled messages (SPOOL_SCHEMA) → (rows for the dataset, rejects of REJECT_SCHEMA)."""
-        raise NotImplementedError
 
     def _chunk(self, rows: pa.Table) -> Chunk:
         first, last = rows.column("seq")[0].as_py(), rows.column("seq")[-1].as_py()
