@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Run the test suite on each metadata backend: SQLite (default), then PostgreSQL
-# on a throw-away local cluster (scripts/pg-test-cluster.sh).
+# on a throw-away local cluster (scripts/pg-test-cluster.sh), with the connector tests' real
+# services (Mosquitto, MariaDB, NATS, an OPC UA server: scripts/services.sh) running for both.
 #
 #   scripts/test.sh [PYTEST ARGS...]        e.g. scripts/test.sh -k sql
 #   MANARA_TEST_BACKENDS=sqlite scripts/test.sh
 #
-# With CI=true a missing PostgreSQL is an error; otherwise that pass is skipped.
+# With CI=true a missing PostgreSQL or service is an error; otherwise that pass or those tests skip.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider tests "$@")
 failed=()
 ran=()
 status=0
-# Make Ctrl-C / SIGTERM go through the EXIT trap (which stops the PostgreSQL cluster).
+# Make Ctrl-C / SIGTERM go through the EXIT trap (which stops the services and the PostgreSQL cluster).
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
