@@ -262,13 +262,6 @@ class MqttSource(SpooledSource):
         if self._error:
             raise BadRequest(self._error)
 
-    def read(self, cursor: Any) -> Any:
-        try:
-            yield from super().read(cursor)
-        finally:
-            if self._error:
-                raise BadRequest(self._error)
-
     # --- decoding --------------------------------------------------------------------------------
 
     def decode(self, rows: pa.Table) -> tuple[pa.RecordBatch | None, pa.Table | None]:
