@@ -33,7 +33,7 @@ from manara.workspace import Workspace
 class Receiver:
     """A real HTTP endpoint on loopback that records what it receives and answers `codes` in turn."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[dict[str, Any]] = []
         self.codes: list[int] = []
         receiver = self
@@ -48,7 +48,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server = HTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

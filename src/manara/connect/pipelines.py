@@ -54,7 +54,8 @@ from pyiceberg.table import Table, Transaction
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from manara.connect.protocol import Chunk, Context, Source
+from manara.connect.delivery import Deliveries, sink_status
+from manara.connect.protocol import Chunk, Context, Sink, Source
 from manara.connect.registry import get_connector
 from manara.connect.transforms import Transform, Transformer
 from manara.errors import BadRequest, Conflict, ManaraError, NotFound, SchemaMismatch
@@ -120,6 +121,27 @@ class DestinationSpec(BaseModel):
         return v
 
 
+class SinkSpec(BaseModel):
+    """A sink that receives the groups committed to the dataset (see `manara.connect.delivery`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    name: str | None = None  # default: the type; names a sink's progress, so keep it when editing
+    options: dict[str, Any] = Field(default_factory=dict)
+    from_start: bool = False  # a new sink also receives the groups committed before it was added
+
+    @property
+    def sink_name(self) -> str:
+        return self.name or self.type
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.match(v):
+            raise ValueError(f"'{v}' is not a sink name (start with a letter; lower-case, digits, _)")
+        return v
+
+
 class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -127,7 +149,17 @@ class PipelineSpec(BaseModel):
     source: SourceSpec
     transforms: list[Transform] = Field(default_factory=list)
     destination: DestinationSpec
+    sinks: list[SinkSpec] = Field(default_factory=list)
     schedule: str | None = None
+
+    @field_validator("sinks")
+    @classmethod
+    def _sinks(cls, v: list[SinkSpec]) -> list[SinkSpec]:
+        names = [s.sink_name for s in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two sinks are named {', '.join(twice)}: give each a distinct `name`")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -252,6 +284,12 @@ def apply_pipeline(ws: Workspace, principal: Principal, spec: PipelineSpec) -> t
     prepare = getattr(source, "prepare", None)
     if callable(prepare):  # e.g. MQTT: the broker keeps messages for the pipeline from now on
         prepare()
+    for sink_spec in spec.sinks:  # wrong options and refused hosts are caught now, not at the first run
+        sink = get_connector(sink_spec.type, "sink").create(
+            expand_env(sink_spec.options), connector_context(ws, principal, spec.name)
+        )
+        assert isinstance(sink, Sink)
+        sink.close()
     body = spec.model_dump_json(exclude_none=True)
     with session_scope(ws.engine) as s:
         row = _row(s, principal, spec.name)
@@ -337,10 +375,18 @@ def pipeline_status(ws: Workspace, principal: Principal, name: str) -> dict[str,
     table = _load(ws, principal, spec.destination.dataset)
     state = committed_state(table, name)
     runs = pipeline_runs(ws, principal, name, 1)
+    with session_scope(ws.engine) as s:
+        row = _row(s, principal, name)
+        pipeline_id = row.id if row is not None else -1
+    sinks = sink_status(ws, pipeline_id, int(state["seq"]) if state else 0)
+    declared = {sk.sink_name: sk.type for sk in spec.sinks}
     return {
         "name": name, "source": spec.source.type, "dataset": spec.destination.dataset,
         "schedule": spec.schedule, "paused": info.paused, "last_run": runs[0] if runs else None,
         "committed": state,
+        "sinks": [{"type": declared[sk["name"]], **sk} for sk in sinks if sk["name"] in declared]
+        + [{"name": n, "type": t, "delivered_seq": None} for n, t in declared.items()
+           if n not in {sk["name"] for sk in sinks}],
     }  # fmt: skip
 
 
@@ -447,8 +493,12 @@ def run_pipeline(
         result = RunResult(name, run_id, "running")
         started = time.perf_counter()
         try:
-            runner = _Runner(ws, principal, spec, result, progress, stop)
-            runner.replay() if trigger == "replay" else runner.run()
+            runner = _Runner(ws, principal, spec, result, progress, stop, pipeline_id)
+            try:
+                runner.replay() if trigger == "replay" else runner.run()
+            finally:
+                runner.close_sinks()
+            runner.raise_sink_failures()
             result.status = "succeeded"
         except PipelinePaused as err:
             result.status, result.error = "paused", err.detail
@@ -488,9 +538,11 @@ class _Runner:
         result: RunResult,
         progress: Progress | None,
         stop: threading.Event | None = None,
+        pipeline_id: int | None = None,
     ) -> None:
         self.ws, self.principal, self.spec, self.result, self.progress = ws, principal, spec, result, progress
-        self.stop = stop
+        self.stop, self.pipeline_id = stop, pipeline_id
+        self.deliveries: Deliveries | None = None
         self.ident = identifier(principal.tenant, spec.destination.dataset)
         self.qident = identifier(principal.tenant, spec.destination.dataset + QUARANTINE_SUFFIX)
         self.transformer = Transformer(spec.transforms)
@@ -502,6 +554,7 @@ class _Runner:
         self.seq = int(state["seq"])
         self._forget_uncommitted_quarantine()
         self._finish_replay()
+        self._open_sinks(table)
         connector = get_connector(self.spec.source.type, "source")
         context = connector_context(self.ws, self.principal, self.spec.name, self.stop)
         source = connector.create(expand_env(self.spec.source.options), context)
@@ -562,6 +615,27 @@ class _Runner:
                 rejects.append(bad)
         return kept, pa.concat_tables(rejects) if rejects else None
 
+    # --- sinks -----------------------------------------------------------------------------------
+
+    def _open_sinks(self, table: Table | None) -> None:
+        """The spec's sinks, caught up with every group the dataset has (read back from the lake)."""
+        if not self.spec.sinks or self.pipeline_id is None:
+            return
+        context = connector_context(self.ws, self.principal, self.spec.name, self.stop)
+        self.deliveries = Deliveries(
+            self.ws, self.principal, self.spec.name, self.pipeline_id, self.spec.destination.dataset,
+            self.spec.sinks, context, self.seq,
+        )  # fmt: skip
+        self.deliveries.catch_up(table, self.seq)
+
+    def close_sinks(self) -> None:
+        if self.deliveries is not None:
+            self.deliveries.close()
+
+    def raise_sink_failures(self) -> None:
+        if self.deliveries is not None:
+            self.deliveries.raise_failures(self.seq)
+
     # --- commits ---------------------------------------------------------------------------------
 
     def replay(self) -> None:
@@ -580,6 +654,7 @@ class _Runner:
             )
         self.seq = int(state["seq"])
         self._forget_uncommitted_quarantine()
+        self._open_sinks(table)
         qtable = _load(self.ws, self.principal, self.spec.destination.dataset + QUARANTINE_SUFFIX)
         if qtable is None:
             return
@@ -643,6 +718,7 @@ class _Runner:
         if table is None and not rows:
             return  # nothing to create the dataset with; the cursor is re-read next time (idempotent)
         data = pa.Table.from_batches(rows) if rows else None
+        written: pa.Table | None = None
         state = {"seq": self.seq, "cursor": cursor, "run": self.result.run_id}
         props = {
             "manara.pipeline": self.spec.name,
@@ -684,7 +760,8 @@ class _Runner:
                     f"{err.detail}. Nothing of this batch was written. Change the mapping (for example a "
                     f"cast transform) and `manara pipeline apply` it to resume."
                 ) from None
-            tx.append(pa.Table.from_batches(batches, schema=plan.target), snapshot_properties=props)
+            written = pa.Table.from_batches(batches, schema=plan.target)
+            tx.append(written, snapshot_properties=props)
         tx.set_properties(table_props)
         ev = audit.EventFields(
             self.principal.actor, "dataset.pipeline_commit", tenant=self.principal.tenant,
@@ -703,6 +780,8 @@ class _Runner:
         self.result.commits += 1
         self.result.rows_loaded += data.num_rows if data is not None else 0
         self.result.columns_added += [c for c in added if c not in self.result.columns_added]
+        if self.deliveries is not None:  # after the lake commit: the lake is the record
+            self.deliveries.deliver(written, self.seq)
 
     def _quarantine(self, rejects: pa.Table) -> None:
         n = rejects.num_rows

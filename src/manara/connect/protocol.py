@@ -7,17 +7,20 @@ That is what lets a pipeline commit the cursor in the same Iceberg commit as the
 (exactly-once). A chunk may also carry the records the source could not parse (`rejects`), each
 with its reason, position and raw payload: they go to the dataset's quarantine, never dropped.
 
-A **sink** receives chunks. The lake sink is the default and is built into the pipeline runner
-(it needs the transaction); other sinks (webhook, PostgreSQL, MQTT) implement `Sink`.
+A **sink** receives the rows a pipeline has committed to the lake, group by group (`Sink`). The
+lake is the default destination and is built into the pipeline runner (it needs the transaction);
+other sinks (webhook, PostgreSQL, MQTT) implement `Sink`.
 
 Connectors are found through the `manara.connectors` entry-point group (see
-`manara.connect.registry`): a third party ships a package whose entry point names a `Connector`,
+`manara.connect.registry`): a third party ships a package whose entry point names a `Connector` (sinks: the
+`manara.sinks` group),
 and `manara connectors` lists it without Manara being touched.
 """
 
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -25,7 +28,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from manara.errors import BadRequest
+from manara.errors import BadRequest, ManaraError
 
 Cursor = dict[str, Any]
 
@@ -81,13 +84,33 @@ class Source(Protocol):
         ...
 
 
-@runtime_checkable
-class Sink(Protocol):
-    def write(self, chunk: Chunk) -> None:
-        """Deliver one chunk; raise to fail the run (the cursor then stays where it was)."""
-        ...
+class Sink(ABC):
+    """Where a pipeline's committed rows go besides the lake (webhook, PostgreSQL, MQTT).
 
-    def close(self) -> None: ...
+    The lake stays the record: a sink receives each group of rows *after* the group is committed to
+    the dataset, with the group's sequence number, in order. Delivery progress is kept per sink, so
+    a sink that was down (or a process killed between the lake commit and the delivery) is caught
+    up from the lake's own snapshots at the next run (`manara.connect.delivery`). A sink that can
+    store its progress atomically with the rows (PostgreSQL) makes delivery exactly-once through
+    `delivered()`; the others are at-least-once and send an idempotency key, `<pipeline>:<seq>`.
+    """
+
+    @abstractmethod
+    def deliver(self, rows: pa.Table, seq: int) -> None:
+        """Deliver one committed group; raise `SinkError` when it cannot be delivered (after retries)."""
+
+    def delivered(self) -> int | None:
+        """The last group this sink's own store holds (None: it keeps none; Manara's record counts)."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class SinkError(ManaraError):
+    """A sink could not deliver a group (after its own retries): the lake keeps the rows."""
+
+    status, type, title = 502, "sink-failed", "Sink delivery failed"
 
 
 @dataclass(frozen=True)

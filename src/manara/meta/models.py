@@ -160,6 +160,24 @@ class PipelineRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class PipelineSink(Base):
+    """How far one of a pipeline's sinks has received the groups committed to the lake."""
+
+    __tablename__ = "manara_pipeline_sinks"
+    __table_args__ = (UniqueConstraint("pipeline_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pipeline_id: Mapped[int] = mapped_column(
+        ForeignKey("manara_pipelines.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(63))
+    delivered_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # the last group delivered
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rows_delivered: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it is behind, until it catches up
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class OutboxEvent(Base):
     """An event to publish (a dataset commit, a pipeline run, a quarantine), written in the same
     transaction as the change it announces (see manara.govern.audit.record)."""

@@ -28,6 +28,7 @@ import hashlib
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -89,19 +90,41 @@ class MqttOptions(StreamOptions):
         return v
 
 
+@dataclass(frozen=True)
+class Broker:
+    """Where an MQTT client connects: parsed from an mqtt:// or mqtts:// URL, egress-checked."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(
+        cls, url: str, username: str | None, password: str | None, context: Context, who: str
+    ) -> Broker:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise BadRequest(f"{who}: '{url}' is not an mqtt:// or mqtts:// broker URL")
+        tls = parts.scheme == "mqtts"
+        port = parts.port or (8883 if tls else 1883)
+        context.check_egress(f"{parts.scheme}://{parts.hostname}:{port}")
+        return cls(
+            parts.hostname, port, tls,
+            username or (unquote(parts.username) if parts.username else None),
+            password or (unquote(parts.password) if parts.password else None),
+        )  # fmt: skip
+
+
 class MqttSource(SpooledSource):
     options: MqttOptions
 
     def __init__(self, options: MqttOptions, context: Context) -> None:
         self.options, self.context = options, context
-        parts = urlsplit(options.url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise BadRequest(f"mqtt source: '{options.url}' is not an mqtt:// or mqtts:// broker URL")
-        self.host, self.tls = parts.hostname, parts.scheme == "mqtts"
-        self.port = parts.port or (8883 if self.tls else 1883)
-        self.username = options.username or (unquote(parts.username) if parts.username else None)
-        self.password = options.password or (unquote(parts.password) if parts.password else None)
-        context.check_egress(f"{parts.scheme}://{self.host}:{self.port}")
+        broker = Broker.parse(options.url, options.username, options.password, context, "mqtt source")
+        self.host, self.port, self.tls = broker.host, broker.port, broker.tls
+        self.username, self.password = broker.username, broker.password
         self.types = {k: arrow_type(v) for k, v in options.types.items()}
         # one session per pipeline of this installation: the tenant, the name, and the workspace's folder
         where = hashlib.blake2b(str(context.state_dir).encode(), digest_size=4).hexdigest()

@@ -10,6 +10,11 @@
         publishing_ms: 1000                    # how often it sends the changes
         username: operator                     # optional; anonymous otherwise
         password: "${PLC_PASSWORD}"
+        security_policy: Basic256Sha256        # optional; None (the default) otherwise
+        security_mode: SignAndEncrypt          # or Sign
+        certificate: /srv/manara/pki/manara-client.der    # the client's certificate (DER or PEM)
+        private_key: /srv/manara/pki/manara-client.key.pem
+        server_certificate: /srv/manara/pki/plc-line1.der # the server's, to trust only it
         max_seconds: 60                        # one run listens this long (see StreamOptions)
 
 **Listening.** A run connects, checks every node, creates one subscription with a data-change
@@ -54,9 +59,25 @@ not exist (or is not a variable), a browse parent without variables: the run fai
 anything, with one line naming the endpoint or the node. The endpoint's host goes through the
 workspace's egress check when the pipeline is applied and at every run.
 
-**Security.** Message security is `none` (no signing or encryption): certificates (Basic256Sha256,
-Sign or SignAndEncrypt) are not supported yet, so use it on a plant network you trust or through a
-VPN. A password is then sent in clear: write it as `${ENV_VAR}` to keep it out of the stored spec.
+**Security.** `security_policy` None (the default) neither signs nor encrypts: use it only on a plant
+network you trust. With Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss every message
+is signed (`security_mode: Sign`) or signed and encrypted (`SignAndEncrypt`, the default), with the
+client's application instance certificate and private key (`certificate`, `private_key`: DER or
+PEM files, an RSA key of 2048 to 4096 bits; `private_key_password` for an encrypted key). OPC UA
+names the client by the application URI in its certificate (a URI in its subjectAltName): it is
+taken from there, or `application_uri` picks one of them. The server must trust that certificate
+(on most servers: move it from the rejected to the trusted certificates after a first attempt).
+
+The server is authenticated by its certificate: with `server_certificate` (its DER or PEM file,
+obtained from its administrator), a server that presents any other certificate is refused, even if
+it offers the same endpoint. Without it, the certificate the server announces in its endpoints is
+accepted as it comes (the messages are encrypted, but a machine that impersonates the server on the
+network is not detected) and a warning gives its SHA-1 thumbprint to pin it. The files are read
+when the pipeline is applied and when each run starts, and must lie in the folders pipelines may
+read (`$MANARA_HOME/landing` and the `file_roots` setting), like a files source's. A password (and
+`private_key_password`) is never logged nor echoed: write it as `${ENV_VAR}` to keep it out of the
+stored spec. With SignAndEncrypt the password travels in the encrypted channel; otherwise it is
+encrypted with the server's certificate when the server asks for it, else sent in clear.
 """
 
 from __future__ import annotations
@@ -74,6 +95,7 @@ import threading
 import time
 import uuid
 from collections.abc import Coroutine, Generator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -84,7 +106,7 @@ from pydantic import Field, field_validator, model_validator
 
 from manara.connect.protocol import Chunk, Connector, Context, Cursor, rejects_table
 from manara.connect.stream import Spool, SpooledSource, StreamOptions, spool_path
-from manara.errors import BadRequest, ManaraError
+from manara.errors import BadRequest, Forbidden, ManaraError
 
 if TYPE_CHECKING:
     from asyncua import Client, Node
@@ -111,6 +133,18 @@ PAYLOAD_LIMIT = 100_000  # characters of a quarantined value's text form
 LAST_SAVE_S = 1.0  # the last samples per node are saved at most this often while listening
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NODE_ID_HINT = "e.g. ns=2;s=Line1.Temperature, ns=3;i=1001 or nsu=urn:plant;s=Line1.Temperature"
+CLIENT_URI = "urn:manara:connect:opcua"  # the application URI of a session without security
+CERT_FILE_LIMIT = 1 << 20  # bytes of a certificate or key file
+# security_policy → asyncua's class (asyncua.crypto.security_policies)
+POLICIES = {
+    "Basic256Sha256": "SecurityPolicyBasic256Sha256",
+    "Aes128_Sha256_RsaOaep": "SecurityPolicyAes128Sha256RsaOaep",
+    "Aes256_Sha256_RsaPss": "SecurityPolicyAes256Sha256RsaPss",
+}
+KEY_BITS = (2048, 4096)  # the RSA key sizes these three policies allow
+SecurityPolicyName = Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"]
+_POLICY_NAMES: dict[str, str] = {name.lower().replace("_", ""): name for name in ("None", *POLICIES)}
+_POLICY_URI = "http://opcfoundation.org/UA/SecurityPolicy#"
 
 
 class OpcUaOptions(StreamOptions):
@@ -126,8 +160,34 @@ class OpcUaOptions(StreamOptions):
     )
     username: str | None = Field(None, description="user name (anonymous session when not set)")
     password: str | None = Field(None, description="password (write ${ENV_VAR})")
-    security: Literal["none"] = Field(
-        "none", description="message security: only 'none' (certificates are not supported yet)"
+    security_policy: SecurityPolicyName = Field(
+        "None",
+        description="message security: None (neither signed nor encrypted), Basic256Sha256, "
+        "Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss (these need certificate and private_key)",
+    )
+    security_mode: Literal["Sign", "SignAndEncrypt"] | None = Field(
+        None, description="with a security_policy: Sign, or SignAndEncrypt (the default)"
+    )
+    certificate: str | None = Field(
+        None, description="the client's application instance certificate: path to its DER or PEM file"
+    )
+    private_key: str | None = Field(
+        None, description="the certificate's private key: path to its PEM or DER file"
+    )
+    private_key_password: str | None = Field(
+        None, description="the password of an encrypted private key (write ${ENV_VAR})"
+    )
+    server_certificate: str | None = Field(
+        None,
+        description="the server's certificate (DER or PEM file): only a server presenting it is trusted; "
+        "without it, the certificate the server announces is accepted",
+    )
+    application_uri: str | None = Field(
+        None,
+        description="the client's application URI: one of the URIs in the certificate (the first one by default)",
+    )
+    security: Literal["none"] | None = Field(
+        None, description="deprecated: write security_policy (only 'none' is accepted here)"
     )
     timeout: float = Field(10.0, gt=0, le=300, description="seconds to wait for each answer of the server")
 
@@ -157,13 +217,63 @@ class OpcUaOptions(StreamOptions):
             _parse_node_id(text)
         return v
 
+    @field_validator("security_policy", mode="before")
+    @classmethod
+    def _policy_name(cls, v: Any) -> Any:
+        if v is None:
+            return "None"
+        if isinstance(v, str):  # "basic256sha256", "Aes128Sha256RsaOaep", the policy's URI…
+            key = v.strip().removeprefix(_POLICY_URI).lower().replace("_", "").replace("-", "")
+            return _POLICY_NAMES.get(key, v)
+        return v
+
+    @field_validator("security_mode", mode="before")
+    @classmethod
+    def _mode_name(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            key = v.strip().lower().replace("_", "").replace("-", "")
+            return {"sign": "Sign", "signandencrypt": "SignAndEncrypt"}.get(key, v)
+        return v
+
+    @field_validator("security", mode="before")
+    @classmethod
+    def _old_security(cls, v: Any) -> Any:
+        if v is not None and str(v).lower() != "none":
+            raise ValueError(
+                "replaced by security_policy (Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss) "
+                "and security_mode (Sign, SignAndEncrypt)"
+            )
+        return None if v is None else "none"
+
     @model_validator(mode="after")
     def _something(self) -> OpcUaOptions:
         if not self.nodes and not self.browse:
             raise ValueError("name the variables to subscribe to: nodes, browse or both")
         if self.password is not None and self.username is None:
             raise ValueError("a password needs a username")
+        if self.security_policy == "None":
+            only_secure = ("security_mode", "certificate", "private_key", "private_key_password",
+                           "server_certificate", "application_uri")  # fmt: skip
+            given = [name for name in only_secure if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{' and '.join(given)}: used only with a security_policy other than None")
+        else:
+            if self.security is not None:
+                raise ValueError(
+                    f"security 'none' contradicts security_policy {self.security_policy}: remove it"
+                )
+            missing = [name for name in ("certificate", "private_key") if not getattr(self, name)]
+            if missing:
+                raise ValueError(
+                    f"security_policy {self.security_policy} needs the client's {' and '.join(missing)} "
+                    "(paths to its DER or PEM files)"
+                )
         return self
+
+    @property
+    def mode(self) -> str:
+        """The message security mode: None, Sign or SignAndEncrypt."""
+        return "None" if self.security_policy == "None" else (self.security_mode or "SignAndEncrypt")
 
 
 def _parse_node_id(text: str) -> Any:
@@ -174,6 +284,140 @@ def _parse_node_id(text: str) -> Any:
         return ua.NodeId.from_string(text.strip())
     except Exception:
         raise ValueError(f"'{text}' is not an OPC UA node id ({_NODE_ID_HINT})") from None
+
+
+# --- certificates: read and checked when the source is made -------------------------------------
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    """The client's certificate and key and the trusted server certificate, as DER bytes."""
+
+    certificate: bytes
+    private_key: bytes  # PKCS#8, unencrypted (in memory only)
+    application_uri: str
+    server_certificate: bytes | None
+
+
+def thumbprint(der: bytes) -> str:
+    """A certificate's SHA-1 thumbprint, as OPC UA tools show it (hex, upper case)."""
+    return hashlib.sha1(der).hexdigest().upper()
+
+
+def _read_file(option: str, text: str, context: Context) -> tuple[Path, bytes]:
+    path = Path(text).expanduser()
+    resolved = path.resolve()
+    roots = [Path(r).resolve() for r in context.file_roots]
+    if context.file_roots and not any(resolved.is_relative_to(r) for r in roots):
+        raise Forbidden(
+            f"opcua source: option '{option}': {path} is outside the folders pipelines may read "
+            f"({', '.join(map(str, roots))}); an administrator can add it to the file_roots setting"
+        )
+    try:
+        with resolved.open("rb") as f:
+            data = f.read(CERT_FILE_LIMIT + 1)
+    except FileNotFoundError:
+        raise BadRequest(f"opcua source: option '{option}': no file {path}") from None
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise BadRequest(f"opcua source: option '{option}': cannot read {path}: {reason}") from None
+    if len(data) > CERT_FILE_LIMIT:
+        raise BadRequest(f"opcua source: option '{option}': {path} is too large for a certificate or key")
+    return path, data
+
+
+def _certificate(option: str, text: str, context: Context) -> Any:
+    """The x509.Certificate of a DER or PEM file (the first one of a PEM chain)."""
+    from cryptography import x509
+
+    path, data = _read_file(option, text, context)
+    try:
+        return (
+            x509.load_pem_x509_certificate(data)
+            if b"-----BEGIN" in data
+            else x509.load_der_x509_certificate(data)
+        )
+    except ValueError:
+        raise BadRequest(
+            f"opcua source: option '{option}': {path} is not an X.509 certificate (DER or PEM)"
+        ) from None
+
+
+def _load_credentials(options: OpcUaOptions, context: Context) -> _Credentials | None:
+    """The certificates and key of a secure session, read and checked once; None without security."""
+    if options.security_policy == "None":
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    assert options.certificate and options.private_key
+    policy = options.security_policy
+    cert = _certificate("certificate", options.certificate, context)
+    where = f"opcua source: option 'certificate': {options.certificate}"
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey) or not KEY_BITS[0] <= public.key_size <= KEY_BITS[1]:
+        size = f"a {public.key_size}-bit RSA key" if isinstance(public, rsa.RSAPublicKey) else "no RSA key"
+        raise BadRequest(
+            f"{where} has {size}: {policy} needs an RSA key of {KEY_BITS[0]} to {KEY_BITS[1]} bits"
+        )
+    now = datetime.now(UTC)
+    if cert.not_valid_after_utc < now:
+        raise BadRequest(f"{where} expired on {cert.not_valid_after_utc:%Y-%m-%d}: make a new one")
+    if cert.not_valid_before_utc > now:
+        raise BadRequest(f"{where} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = [str(u) for u in san.get_values_for_type(x509.UniformResourceIdentifier)]
+    except x509.ExtensionNotFound:
+        uris = []
+    if not uris:
+        raise BadRequest(
+            f"{where} holds no application URI (a URI in its subjectAltName), by which OPC UA names the client"
+        )
+    uri = options.application_uri or uris[0]
+    if uri not in uris:
+        raise BadRequest(
+            f"opcua source: option 'application_uri': '{uri}' is not in the certificate {options.certificate} "
+            f"(it holds {', '.join(uris)})"
+        )
+
+    path, data = _read_file("private_key", options.private_key, context)
+    password = None if options.private_key_password is None else options.private_key_password.encode()
+    where = f"opcua source: option 'private_key': {path}"
+    try:
+        if b"-----BEGIN" in data:
+            key = serialization.load_pem_private_key(data, password)
+        else:
+            key = serialization.load_der_private_key(data, password)
+    except TypeError:  # encrypted without a password, or a password for a key that is not encrypted
+        if password is None:
+            raise BadRequest(f"{where} is encrypted: set private_key_password") from None
+        raise BadRequest(f"{where} is not encrypted: remove private_key_password") from None
+    except ValueError:  # not a key, or a wrong password
+        hint = " (or private_key_password is wrong)" if password is not None else ""
+        raise BadRequest(f"{where} is not a private key (PEM or DER){hint}") from None
+    except Exception as err:  # e.g. an unsupported key type
+        raise BadRequest(f"{where} cannot be loaded ({type(err).__name__})") from None
+    if not isinstance(key, rsa.RSAPrivateKey) or key.public_key().public_numbers() != public.public_numbers():
+        raise BadRequest(f"{where} is not the key of the certificate {options.certificate}")
+    key_der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+    server = None
+    if options.server_certificate:
+        server = _certificate("server_certificate", options.server_certificate, context).public_bytes(
+            serialization.Encoding.DER
+        )
+    return _Credentials(cert.public_bytes(serialization.Encoding.DER), key_der, uri, server)
+
+
+def _offer(endpoint: Any) -> str:
+    """An endpoint's security, e.g. "Basic256Sha256 SignAndEncrypt" or "None"."""
+    policy = str(endpoint.SecurityPolicyUri).rsplit("#", 1)[-1]
+    mode = endpoint.SecurityMode.name.rstrip("_")
+    return policy if mode == "None" or policy == "None" else f"{policy} {mode}"
 
 
 def _quiet_asyncua() -> None:
@@ -295,6 +539,7 @@ class OpcUaSource(SpooledSource):
         host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
         port = f":{parts.port}" if parts.port else ""
         context.check_egress(f"opc.tcp://{host}{port}{parts.path}")
+        self._credentials = _load_credentials(options, context)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: Client | None = None
@@ -307,6 +552,7 @@ class OpcUaSource(SpooledSource):
         self._last_dirty = False
         self._last_saved = 0.0
         self._failure: ManaraError | None = None
+        self._unlisted = False  # secure, and the server's endpoints could not be listed
         self._last_path: Path | None = None
 
     # --- reading: the spool, around the listener ---
@@ -397,13 +643,15 @@ class OpcUaSource(SpooledSource):
                         reconnect_request_timeout=opts.timeout)  # fmt: skip
         client.session_timeout = 120_000  # ms: the server forgets a session of a process that died
         client.name = client.description = "Manara"
-        client.application_uri = "urn:manara:connect:opcua"
+        client.application_uri = CLIENT_URI
         if opts.username is not None:
             client.set_user(opts.username)
             client.set_password(opts.password or "")
         client.connection_lost_callback = self._lost
         self._client = client
         try:
+            if self._credentials is not None:
+                await self._secure(client, self._credentials)
             await client.connect()
             self._connected = True
             variables = await self._variables(client)
@@ -429,15 +677,78 @@ class OpcUaSource(SpooledSource):
         except Exception as err:
             raise BadRequest(self._why(err)) from None
 
+    async def _secure(self, client: Client, creds: _Credentials) -> None:
+        """Sets the client's security: the endpoint offering the policy and mode is looked up (over a
+        None channel, as OPC UA discovery does) to say plainly when the server does not offer them or
+        presents a certificate other than server_certificate; the secure channel itself is then
+        opened with the trusted certificate, so a server without its private key cannot answer."""
+        from asyncua import ua
+        from asyncua.crypto import security_policies, uacrypto
+
+        opts = self.options
+        where = f"opcua source: {self.shown}"
+        policy = getattr(security_policies, POLICIES[opts.security_policy])
+        mode = getattr(ua.MessageSecurityMode, opts.mode)
+        client.application_uri = creds.application_uri
+        pinned, presented = creds.server_certificate, None
+        try:
+            endpoints = await client.connect_and_get_server_endpoints()
+        except (OSError, TimeoutError):
+            raise
+        except Exception as err:
+            if pinned is None:
+                raise BadRequest(
+                    f"{where}: cannot list the server's endpoints ({self._why(err).removeprefix(where + ': ')}): "
+                    "set server_certificate to connect without them"
+                ) from None
+            endpoints = None  # the pinned certificate is enough to open the secure channel
+            self._unlisted = True
+        if endpoints is not None:
+            found = [ep for ep in endpoints if ep.SecurityPolicyUri == policy.URI and ep.SecurityMode == mode]
+            if not found:
+                offered = sorted({_offer(ep) for ep in endpoints})
+                raise BadRequest(
+                    f"{where}: the server does not offer security_policy {opts.security_policy} with "
+                    f"security_mode {opts.mode} (it offers: {', '.join(offered) or 'nothing'})"
+                )
+            if found[0].ServerCertificate:
+                presented = uacrypto.der_from_x509(uacrypto.x509_from_der(found[0].ServerCertificate))
+            if pinned is not None and presented != pinned:
+                got = f"certificate {thumbprint(presented)}" if presented else "no certificate"
+                raise BadRequest(
+                    f"{where}: the server presents {got} (SHA-1), not server_certificate {thumbprint(pinned)}: "
+                    "connection refused (if the server's certificate was renewed, check the new one with its "
+                    "administrator and set it as server_certificate)"
+                )
+        peer = pinned or presented
+        if not peer:
+            raise BadRequest(f"{where}: the server's endpoint has no certificate: set server_certificate")
+        if pinned is None:
+            log.warning(
+                "opcua source %s: the server's certificate (SHA-1 %s) is accepted without check: "
+                "set server_certificate to trust only it",
+                self.shown,
+                thumbprint(peer),
+            )
+        await client.set_security(
+            policy,
+            certificate=uacrypto.CertProperties(creds.certificate, "der"),
+            private_key=uacrypto.CertProperties(creds.private_key, "der"),
+            server_certificate=uacrypto.CertProperties(peer, "der"),
+            mode=mode,
+        )
+
     def _why(self, err: BaseException) -> str:
         """One readable line for a connection or service error."""
         from asyncua import ua
 
         where = f"opcua source: {self.shown}"
+        # endpoints not listed, server_certificate trusted as given: a server without its key cannot answer
+        unchecked = " (or the server does not hold the key of server_certificate)" if self._unlisted else ""
         if isinstance(err, ConnectionRefusedError):
             return f"{where}: connection refused (is the OPC UA server running, on this port?)"
         if isinstance(err, TimeoutError | asyncio.TimeoutError):
-            return f"{where}: no answer within {self.options.timeout:g} s"
+            return f"{where}: no answer within {self.options.timeout:g} s{unchecked}"
         if isinstance(err, OSError):
             reason = err.strerror or str(err) or type(err).__name__
             return f"{where}: cannot connect: {reason}"
@@ -446,7 +757,25 @@ class OpcUaSource(SpooledSource):
             if name in ("BadUserAccessDenied", "BadIdentityTokenInvalid", "BadIdentityTokenRejected"):
                 how = "the username and password" if self.options.username else "anonymous login"
                 return f"{where}: the server refused the session ({name}): check {how}"
+            if name.startswith("BadCertificate") or name in (
+                "BadSecurityChecksFailed",
+                "BadNoValidCertificates",
+            ):
+                if self.options.security_policy == "None":
+                    return f"{where}: the server refused the session ({name}): set a security_policy and certificate"
+                return (
+                    f"{where}: the server refused the client certificate ({name}): the server must trust it "
+                    "(on most servers, move it from the rejected to the trusted certificates), and it must be "
+                    f"valid and hold the application URI{unchecked}"
+                )
+            if name in ("BadSecurityPolicyRejected", "BadSecurityModeRejected"):
+                return (
+                    f"{where}: the server refused security_policy {self.options.security_policy} with "
+                    f"security_mode {self.options.mode} ({name})"
+                )
             return f"{where}: {name}: {str(err).split('(')[0].strip()}"
+        if isinstance(err, ua.UaError) and "certificate mismatch" in str(err).lower():
+            return f"{where}: the server presents a certificate other than server_certificate: connection refused"
         lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
         return f"{where}: {type(err).__name__}" + (f": {lines[0]}" if lines else "")
 
