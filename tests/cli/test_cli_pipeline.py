@@ -62,3 +62,28 @@ def test_pipeline_errors_are_one_line(cli: Cli, tmp_path: Path) -> None:
     assert "does not exist" in cli.fails("pipeline", "run", "nothing")
     assert "cannot read" in cli.fails("pipeline", "apply", str(tmp_path / "missing.yaml"))
     assert "no quarantine" in cli.fails("quarantine", "show", "visits")
+
+
+def test_a_sink_left_behind_shows_in_the_status(cli: Cli, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: the receiver is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cli.env["MANARA_EGRESS_ALLOW"] = json.dumps(["127.0.0.1"])
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_text("id,amount\n1,10\n2,20\n", encoding="utf-8")
+    spec = tmp_path / "visits.yaml"
+    spec.write_text(
+        f"name: visits\nsource: {{type: files, options: {{path: '{landing}'}}}}\n"
+        "destination: {dataset: visits}\n"
+        f"sinks: [{{type: webhook, name: hook, options: {{url: 'http://127.0.0.1:{port}/h', retries: 0}}}}]\n",
+        encoding="utf-8",
+    )
+    cli.ok("pipeline", "apply", str(spec))
+    run = cli("pipeline", "run", "visits")
+    assert run.exit_code == 1 and "sink 'hook' (webhook) stopped at group 1" in run.stdout
+    out = cli.ok("pipeline", "status", "visits").stdout
+    assert "sink hook (webhook): group 0, 1 behind, 0 rows" in out and "ConnectError" in out
+    assert {c["name"] for c in cli.json("connectors", "--json")["connectors"]} >= {"webhook", "postgresql"}

@@ -123,7 +123,19 @@ def pipeline_status_cmd(name: str, tenant: str | None = TenantOption, as_json: b
             print_json(status)
             return
         for key, value in status.items():
-            console.print(f"[bold]{key}[/]: {escape(str(value))}")
+            if key != "sinks":
+                console.print(f"[bold]{key}[/]: {escape(str(value))}")
+        for sink in status["sinks"]:
+            where = (
+                "not run yet"
+                if sink["delivered_seq"] is None
+                else (
+                    f"group {sink['delivered_seq']}, {sink['behind']} behind, {sink['rows_delivered']} rows"
+                )
+            )
+            console.print(f"[bold]sink {escape(sink['name'])}[/] ({sink['type']}): {where}")
+            if sink.get("error"):
+                console.print(f"  [red]{escape(sink['error'])}[/]")
 
     run(go)
 

@@ -161,7 +161,7 @@ class Deliveries:
                         f"sink '{t.name}' ({t.type}) stopped at group {seq}: {type(err).__name__}: {err}"
                     )
                 if t.error is not None:
-                    log.warning("%s", t.error)
+                    log.info("%s", t.error)  # the run ends with it; not a second line
                     self._record_error(t)
                     continue
             sent.append(t)

@@ -82,7 +82,8 @@ class WebhookSink(Sink):
                     raise SinkError(f"{self.shown} refused part {key}: {problem}")
                 retry_after = _retry_after(response.headers.get("retry-after"))
             if attempt == opts.retries:
-                raise SinkError(f"{self.shown} failed {attempt + 1} times for {key}: {problem}")
+                tries = f"{attempt + 1} attempt" + ("s" if attempt else "")
+                raise SinkError(f"{self.shown} failed {key} after {tries}: {problem}")
             pause = min(retry_after if retry_after is not None else wait, opts.max_wait_s)
             if self.context.stop is not None:
                 if self.context.stop.wait(pause):
