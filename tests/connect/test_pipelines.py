@@ -10,13 +10,14 @@ import pytest
 from manara.connect.pipelines import (
     PipelinePaused,
     apply_pipeline,
+    approve_pipeline,
     committed_state,
     parse_spec,
     pipeline_runs,
     pipeline_status,
     run_pipeline,
 )
-from manara.errors import BadRequest, Forbidden
+from manara.errors import BadRequest, Conflict, Forbidden
 from manara.govern.principal import Principal
 from manara.lake.catalog import identifier
 from manara.workspace import Workspace
@@ -126,6 +127,45 @@ def test_new_columns_evolve_the_table_and_incompatible_ones_pause(
     resumed = run_pipeline(ws, operator, "visits")
     assert resumed.status == "succeeded" and resumed.rows_loaded == 1
     assert len(table_rows(ws, operator)) == 6
+
+
+def test_an_approved_widening_keeps_every_row_and_resumes(
+    ws: Workspace, operator: Principal, tmp_path: Path
+) -> None:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_text("id,amount\n1,10\n2,20\n3,30\n", encoding="utf-8")
+    apply_pipeline(ws, operator, parse_spec(spec_text(landing)))
+    run_pipeline(ws, operator, "visits")
+    with pytest.raises(Conflict, match="not paused"):
+        approve_pipeline(ws, operator, "visits")
+    # the source starts sending decimals: long cannot hold 12.5, double holds both
+    (landing / "b.csv").write_text("id,amount\n4,12.5\n", encoding="utf-8")
+    paused = run_pipeline(ws, operator, "visits")
+    assert paused.status == "paused"
+    assert "widen the dataset's column 'amount' from long to double" in (paused.error or "")
+    assert "manara pipeline approve visits" in (paused.error or "")
+    # a type that does not hold the stored values is refused, and the pipeline stays paused
+    with pytest.raises(BadRequest, match="boolean|does not|cannot"):
+        approve_pipeline(ws, operator, "visits", column="amount", to="boolean")
+    assert pipeline_status(ws, operator, "visits")["paused"]
+    done = approve_pipeline(ws, operator, "visits")
+    assert (done["column"], done["to_type"], done["rows"]) == ("amount", "double", 3)
+    assert pipeline_status(ws, operator, "visits")["paused"] is None
+    resumed = run_pipeline(ws, operator, "visits")
+    assert resumed.status == "succeeded" and resumed.rows_loaded == 1
+    assert [(r["id"], r["amount"]) for r in table_rows(ws, operator)] == [
+        (1, 10.0),
+        (2, 20.0),
+        (3, 30.0),
+        (4, 12.5),
+    ]
+    # text where numbers were: the proposal is string, and the stored numbers read as text
+    (landing / "c.csv").write_text("id,amount\n5,12 MAD\n", encoding="utf-8")
+    assert "from double to string" in (run_pipeline(ws, operator, "visits").error or "")
+    approve_pipeline(ws, operator, "visits")
+    assert run_pipeline(ws, operator, "visits").status == "succeeded"
+    assert [r["amount"] for r in table_rows(ws, operator)] == ["10", "20", "30", "12.5", "12 MAD"]
 
 
 def test_a_folder_outside_the_file_roots_is_refused(

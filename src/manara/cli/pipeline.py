@@ -1,4 +1,4 @@
-"""`manara connectors` and `manara pipeline apply|run|list|status|runs`."""
+"""`manara connectors` and `manara pipeline apply|run|list|status|runs|approve`."""
 
 from __future__ import annotations
 
@@ -136,6 +136,32 @@ def pipeline_status_cmd(name: str, tenant: str | None = TenantOption, as_json: b
             console.print(f"[bold]sink {escape(sink['name'])}[/] ({sink['type']}): {where}")
             if sink.get("error"):
                 console.print(f"  [red]{escape(sink['error'])}[/]")
+
+    run(go)
+
+
+@pipeline_app.command("approve")
+def pipeline_approve_cmd(
+    name: str,
+    column: str | None = typer.Option(None, "--column", help="default: the column the pause names"),
+    to: str | None = typer.Option(None, "--to", help="double, string, timestamp, decimal(P,S)…"),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Widen the dataset column that paused the pipeline, keeping every stored row, and resume it."""
+    from manara.connect.pipelines import approve_pipeline
+
+    def go() -> None:
+        ws = workspace()
+        result = approve_pipeline(ws, operator(ws, tenant), name, column=column, to=to)
+        if as_json:
+            print_json(result)
+            return
+        how = "rewrote" if result["rewritten"] else "promoted in place,"
+        console.print(
+            f"[green]✓[/] {escape(result['column'])}: {result['from_type']} → {result['to_type']} "
+            f"({how} {result['rows']:,} rows kept); pipeline {name} resumes at its next run"
+        )
 
     run(go)
 

@@ -301,6 +301,7 @@ def apply_pipeline(ws: Workspace, principal: Principal, spec: PipelineSpec) -> t
             s.add(row)
         else:
             row.spec, row.paused, row.updated_at, row.updated_by = body, None, utcnow(), principal.actor
+            row.pending_change = None
         s.flush()
         audit.record(
             s.connection(),
@@ -388,6 +389,53 @@ def pipeline_status(ws: Workspace, principal: Principal, name: str) -> dict[str,
         + [{"name": n, "type": t, "delivered_seq": None} for n, t in declared.items()
            if n not in {sk["name"] for sk in sinks}],
     }  # fmt: skip
+
+
+def approve_pipeline(
+    ws: Workspace, principal: Principal, name: str, *, column: str | None = None, to: str | None = None
+) -> dict[str, Any]:
+    """Widen the dataset's column that paused the pipeline, keeping every stored row, and resume.
+
+    Without arguments the change proposed at the pause is applied; `column` and `to` (a type name:
+    double, string, timestamp, decimal(P,S)…) choose another. The widening is one Iceberg commit
+    (`manara.lake.widen`); the pipeline is un-paused only after it."""
+    from manara.lake.widen import widen_column
+
+    principal.require(Role.steward, "approving a schema change")
+    with session_scope(ws.engine) as s:
+        row = _row(s, principal, name)
+        if row is None:
+            raise PipelineNotFound(f"pipeline '{name}' does not exist")
+        if not row.paused:
+            raise Conflict(f"pipeline '{name}' is not paused: there is nothing to approve")
+        proposed = json.loads(row.pending_change) if row.pending_change else None
+        spec = PipelineSpec.model_validate_json(row.spec)
+    if column is None and to is None and proposed is None:
+        raise BadRequest(
+            f"pipeline '{name}' is paused for a change no single type can hold; give --column and --to, "
+            "or change the mapping"
+        )
+    column = column or (proposed or {}).get("column")
+    to = to or ((proposed or {}).get("to") if (proposed or {}).get("column") == column else None)
+    if not column or not to:
+        raise BadRequest(
+            "give both the column and the type to widen it to (e.g. --column amount --to double)"
+        )
+    result = widen_column(
+        ws.catalog, identifier(principal.tenant, spec.destination.dataset), column,
+        schema_rules.named_type(to), actor=principal.actor, tenant=principal.tenant,
+        reason=f"pipeline {name} approved",
+    )  # fmt: skip
+    with session_scope(ws.engine) as s:
+        row = _row(s, principal, name)
+        assert row is not None
+        row.paused, row.pending_change, row.updated_at, row.updated_by = None, None, utcnow(), principal.actor
+        audit.record(
+            s.connection(),
+            audit.EventFields(principal.actor, "pipeline.approve", tenant=principal.tenant, target=name,
+                              detail=result.as_dict(), request_id=audit.request_id_var.get()),
+        )  # fmt: skip
+    return result.as_dict()
 
 
 # --- the lake side -----------------------------------------------------------------------------
@@ -506,6 +554,8 @@ def run_pipeline(
                 paused_row = s.get(Pipeline, pipeline_id)
                 assert paused_row is not None
                 paused_row.paused = err.detail
+                change = err.extra.get("change")
+                paused_row.pending_change = json.dumps(change) if change else None
         except ManaraError as err:
             result.status, result.error = "failed", err.detail
         except Exception as err:
@@ -756,10 +806,7 @@ class _Runner:
             try:
                 batches = [conform(b, 0) for b in data.to_batches()]
             except SchemaMismatch as err:
-                raise PipelinePaused(
-                    f"{err.detail}. Nothing of this batch was written. Change the mapping (for example a "
-                    f"cast transform) and `manara pipeline apply` it to resume."
-                ) from None
+                raise self._paused(err, plan, data) from None
             written = pa.Table.from_batches(batches, schema=plan.target)
             tx.append(written, snapshot_properties=props)
         tx.set_properties(table_props)
@@ -782,6 +829,29 @@ class _Runner:
         self.result.columns_added += [c for c in added if c not in self.result.columns_added]
         if self.deliveries is not None:  # after the lake commit: the lake is the record
             self.deliveries.deliver(written, self.seq)
+
+    def _paused(self, err: SchemaMismatch, plan: schema_rules.SchemaPlan, data: pa.Table) -> PipelinePaused:
+        """The pause for a column the source changed incompatibly, with the widening a steward may
+        approve (`manara pipeline approve`) when one type holds both the stored and the new values."""
+        from manara.lake.widen import widened_type
+
+        column = err.extra.get("column")
+        change = None
+        if column in plan.target.names and column in data.schema.names:
+            stored = plan.target.field(column).type
+            incoming = schema_rules.iceberg_compatible(data.schema.field(column).type)
+            to = widened_type(stored, incoming)
+            if to is not None and to != stored:
+                change = {"column": column, "from": schema_rules.type_name(stored),
+                          "to": schema_rules.type_name(to)}  # fmt: skip
+        how = "Change the mapping (for example a cast transform) and `manara pipeline apply` it to resume"
+        if change is not None:
+            how = (
+                f"To keep the new values, widen the dataset's column '{column}' from {change['from']} to "
+                f"{change['to']} (every stored row is kept): `manara pipeline approve {self.spec.name}`. "
+                f"Or c{how[1:]}"
+            )
+        return PipelinePaused(f"{err.detail}. Nothing of this batch was written. {how}.", change=change)
 
     def _quarantine(self, rejects: pa.Table) -> None:
         n = rejects.num_rows

@@ -11,6 +11,7 @@ Rules, chosen so that no ingest ever loses or silently changes stored data:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -133,8 +134,40 @@ def _display(values: pa.Array, index: int) -> object:
         return str(values[index])
 
 
-def _type_name(t: pa.DataType) -> str:
-    return {"int64": "long", "int32": "int", "double": "double", "float": "float"}.get(str(t), str(t))
+_NAMED: dict[str, pa.DataType] = {
+    "string": pa.string(), "long": pa.int64(), "int": pa.int32(), "double": pa.float64(),
+    "float": pa.float32(), "boolean": pa.bool_(), "date": pa.date32(), "time": pa.time64("us"),
+    "timestamp": pa.timestamp("us", tz="UTC"), "timestamp_ntz": pa.timestamp("us"), "binary": pa.binary(),
+}  # fmt: skip
+_DECIMAL = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
+
+
+def type_name(t: pa.DataType) -> str:
+    """The name a steward reads and writes for a stored type: long, double, string, timestamp,
+    decimal(12,2)… (the Arrow form for nested types)."""
+    t = iceberg_compatible(t)
+    for name, known in _NAMED.items():
+        if t == known:
+            return name
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    return str(t)
+
+
+def named_type(name: str) -> pa.DataType:
+    """The stored type a name stands for (the inverse of `type_name`); BadRequest when unknown."""
+    from manara.errors import BadRequest
+
+    key = name.strip().lower()
+    if key in _NAMED:
+        return _NAMED[key]
+    m = _DECIMAL.match(key)
+    if m and 1 <= int(m.group(1)) <= 38 and int(m.group(2)) <= int(m.group(1)):
+        return pa.decimal128(int(m.group(1)), int(m.group(2)))
+    raise BadRequest(f"unknown type '{name}' (use one of: {', '.join(_NAMED)}, decimal(P,S))")
+
+
+_type_name = type_name
 
 
 def conformer(schema_plan: SchemaPlan, source: str) -> Callable[[pa.RecordBatch, int], pa.RecordBatch]:

@@ -131,6 +131,8 @@ class Pipeline(Base):
     name: Mapped[str] = mapped_column(String(63))
     spec: Mapped[str] = mapped_column(Text)  # JSON of the validated spec
     paused: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it waits for a steward
+    # JSON {"column", "from", "to"}: the widening `pipeline approve` applies, when one holds both
+    pending_change: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(255))

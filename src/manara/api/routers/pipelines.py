@@ -151,3 +151,16 @@ def run_pipeline(
     request.app.state.metrics.ingested_rows.labels(principal.tenant).inc(result.rows_loaded)
     response.headers["X-Manara-Run-Status"] = result.status
     return result.as_dict()
+
+
+@router.post("/pipelines/{name}/approve")
+def approve_pipeline(
+    name: str,
+    ws: Ws,
+    principal: Caller,
+    column: str | None = Query(None, description="default: the column the pause names"),
+    to: str | None = Query(None, description="double, string, timestamp, decimal(P,S)…; default: proposed"),
+) -> dict[str, Any]:
+    """Widen the dataset column that paused the pipeline (steward), keeping every stored row, and
+    resume it. 409 if the pipeline is not paused; 400 if a stored value does not fit the type."""
+    return pipelines.approve_pipeline(ws, principal, name, column=column, to=to)

@@ -1,4 +1,4 @@
-"""pipeline sinks: delivery progress per sink
+"""pipeline sinks: delivery progress per sink; the widening a paused pipeline proposes
 
 Revision ID: 0005
 Revises: 0004
@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("manara_pipelines", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("pending_change", sa.Text(), nullable=True))
     op.create_table(
         "manara_pipeline_sinks",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -41,3 +43,5 @@ def downgrade() -> None:
     with op.batch_alter_table("manara_pipeline_sinks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_manara_pipeline_sinks_pipeline_id"))
     op.drop_table("manara_pipeline_sinks")
+    with op.batch_alter_table("manara_pipelines", schema=None) as batch_op:
+        batch_op.drop_column("pending_change")
