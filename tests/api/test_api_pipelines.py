@@ -237,6 +237,28 @@ def test_incompatible_schema_pauses_and_a_paused_pipeline_is_409(
     assert (resumed["status"], resumed["rows_loaded"]) == ("succeeded", 1)
 
 
+def test_approve_widens_the_column_and_resumes(
+    client: TestClient, ws: Workspace, admin_token: str, landing: Path
+) -> None:
+    assert put(client, admin_token, "visits", spec_yaml(landing)).status_code == 201
+    assert run(client, admin_token).json()["rows_loaded"] == 9
+    not_paused = client.post("/api/v1/pipelines/visits/approve", headers=auth(admin_token))
+    assert "not paused" in assert_problem(not_paused, 409, "conflict")["detail"]
+    (landing / "c.csv").write_text("id,amount\nX-9,1\n", encoding="utf-8")  # id turns into text
+    assert run(client, admin_token).json()["status"] == "paused"
+    viewer = client.post("/api/v1/pipelines/visits/approve", headers=auth(token(ws, Role.analyst)))
+    assert viewer.status_code == 403
+    wrong = client.post("/api/v1/pipelines/visits/approve", params={"to": "date"}, headers=auth(admin_token))
+    assert_problem(wrong, 400, "bad-request")
+    ok = client.post("/api/v1/pipelines/visits/approve", headers=auth(admin_token))
+    assert ok.status_code == 200, ok.text
+    assert (ok.json()["column"], ok.json()["to_type"], ok.json()["rows"]) == ("id", "string", 9)
+    resumed = run(client, admin_token).json()
+    assert (resumed["status"], resumed["rows_loaded"]) == ("succeeded", 1)
+    table = ws.catalog.load_table(identifier("default", "visits")).scan().to_arrow()
+    assert sorted(table.column("id").to_pylist()) == sorted([str(i) for i in range(1, 10)] + ["X-9"])
+
+
 def test_a_failed_run_answers_200_with_its_error(
     client: TestClient, admin_token: str, tmp_path: Path
 ) -> None:
