@@ -97,6 +97,8 @@ import contextlib
 import datetime as dt
 import json
 import math
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -104,6 +106,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -265,6 +268,13 @@ class SqlOptions(Options):
         le=1_000_000,
         description=f"rows fetched per query (bounded memory); default {SQLALCHEMY_BATCH_ROWS:,} "
         f"({ADBC_BATCH_ROWS:,} on the Arrow-native PostgreSQL path)",
+    )
+    parallel: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="full mode, Arrow-native PostgreSQL path, one integer key: read this many key ranges at "
+        "once, each on a connection of its own (rows then arrive in key order per range, not overall)",
     )
     engine: Literal["auto", "adbc", "sqlalchemy"] = Field(
         "auto",
@@ -844,6 +854,10 @@ class SqlSource:
             fast = stack.enter_context(self._adbc_connect()) if self.adbc else None
             if fast is not None and not self._adbc_fits(fast, plan):
                 fast = None  # a column Arrow would not give exactly as the Python path does
+            ranges = self._ranges(fast, plan, cursor)
+            if ranges is not None:
+                yield from self._read_ranges(plan, ranges)
+                return
             while True:
                 page = None
                 if fast is not None:
@@ -877,6 +891,124 @@ class SqlSource:
                     yield Chunk(empty, self._cursor(plan, last, complete=True), plan.label)
                 if done:
                     return
+
+    # --- parallel key ranges (full mode, ADBC, one integer key) ---
+
+    def _ranges(self, fast: Any, plan: _Plan, cursor: Cursor | None) -> list[dict[str, Any]] | None:
+        """The key ranges of a parallel read: resumed from the cursor, or split now from the key's
+        bounds; None for a sequential read (another mode or engine, a composite or non-integer key,
+        `parallel: 1`, a cursor of a sequential read, or an empty table)."""
+        if cursor and cursor.get("ranges") is not None:
+            if list(cursor.get("key", plan.key)) != plan.key:
+                raise BadRequest(
+                    f"sql source: the committed cursor follows ({', '.join(cursor['key'])}) but the options "
+                    f"now read in the order of ({', '.join(plan.key)}): load into a new dataset instead"
+                )
+            return [dict(r) for r in cursor["ranges"]]
+        key_type = plan.schema.field(plan.key[0]).type
+        if (
+            fast is None or cursor or self.options.mode != "full" or self.options.parallel < 2
+            or len(plan.key) != 1 or not plan.unique_key or not pa.types.is_integer(key_type)
+        ):  # fmt: skip
+            return None
+        k = plan.key_cols[0]
+        stmt = sa.select(sa.func.min(k), sa.func.max(k)).select_from(plan.source)
+        with self._errors(f"cannot read {plan.label} in"), contextlib.closing(fast.cursor()) as cur:
+            cur.execute(self._adbc_sql(stmt))
+            low, high = cur.fetch_arrow_table().to_pylist()[0].values()
+        if low is None:
+            return None
+        n = min(self.options.parallel, high - low + 1)
+        step = (high - low + 1) // n
+        # the last range is open: rows added past today's largest key during the read are read too
+        return [{"from": low + i * step, "to": low + (i + 1) * step - 1 if i < n - 1 else None,
+                 "last": None, "done": False} for i in range(n)]  # fmt: skip
+
+    def _read_ranges(self, plan: _Plan, ranges: list[dict[str, Any]]) -> Iterator[Chunk]:
+        """Each unfinished range read by a thread with a connection of its own, page by page in key
+        order; the pages are yielded as they come. The cursor holds every range's last key, so that
+        what a chunk's cursor covers is exactly what was yielded (exactly-once is unchanged)."""
+        pending = [i for i, r in enumerate(ranges) if not r["done"]]
+        pages: queue.Queue[tuple[int, pa.RecordBatch | None, pa.Table | None, Any, bool] | BaseException] = (
+            queue.Queue(maxsize=len(pending))
+        )
+        cancel = threading.Event()
+
+        def put(item: Any) -> bool:
+            while not cancel.is_set():
+                try:
+                    pages.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work(i: int) -> None:
+            r = ranges[i]
+            last = (
+                [r["last"]] if r["last"] is not None else ([r["from"] - 1] if r["from"] is not None else None)
+            )
+            try:
+                with self._adbc_connect() as fast, contextlib.ExitStack() as stack:
+                    conn: Connection | None = None
+                    while not cancel.is_set():
+                        rejects = None
+                        with self._errors(f"cannot read {plan.label} in"):
+                            page = self._adbc_page(fast, plan, last, r["to"])
+                        if page is not None:
+                            batch, done = page
+                        else:  # a value that does not fit: this page the Python way, misfits quarantined
+                            if conn is None:
+                                conn = stack.enter_context(self._connect())
+                            with self._errors(f"cannot read {plan.label} in"):
+                                rows, done = self._page(conn, plan, last, r["to"])
+                            batch, rejects = self._batch(rows, plan) if rows else (None, None)
+                        end = (  # the page's last key, read (a misfit row at the end included)
+                            batch.column(plan.key_idx[0])[-1].as_py()
+                            if page is not None and batch.num_rows
+                            else (rows[-1][plan.key_idx[0]] if page is None and rows else None)
+                        )
+                        if end is not None:
+                            last = [end]
+                        if not put((i, batch, rejects, end, done)) or done:
+                            return
+            except BaseException as err:  # handed to the reading thread, which raises it
+                put(err)
+
+        threads = [
+            threading.Thread(target=work, args=(i,), name=f"sql-range-{i}", daemon=True) for i in pending
+        ]
+        for t in threads:
+            t.start()
+        try:
+            left = len(pending)
+            while left:
+                item = pages.get()
+                if isinstance(item, BaseException):
+                    raise item
+                i, batch, rejects, end, done = item
+                r = ranges[i]
+                if end is not None:
+                    r["last"] = end
+                if done:
+                    r["done"], left = True, left - 1
+                if (batch is None or not batch.num_rows) and rejects is None and not done:
+                    continue
+                cursor = {"key": plan.key, "ranges": [dict(x) for x in ranges], "complete": left == 0}
+                shown = f"{plan.label} range {i + 1}/{len(ranges)}" + (
+                    f" … {plan.key[0]} = {end}" if end is not None else ""
+                )
+                yield Chunk(
+                    batch if batch is not None else pa.RecordBatch.from_pylist([], schema=plan.schema),
+                    cursor,
+                    shown,
+                    rejects=rejects,
+                    bytes_read=batch.nbytes if batch is not None else 0,
+                )
+        finally:
+            cancel.set()
+            for t in threads:
+                t.join(timeout=30)
 
     def _resume(self, cursor: Cursor | None, plan: _Plan) -> list[Any] | None:
         if not cursor or cursor.get("last") is None:
@@ -913,13 +1045,16 @@ class SqlSource:
         )
 
     def _page(
-        self, conn: Connection, plan: _Plan, last: list[Any] | None
+        self, conn: Connection, plan: _Plan, last: list[Any] | None, upto: Any = None
     ) -> tuple[list[Sequence[Any]], bool]:
-        """One page after `last`, in key order, and whether it is the last page."""
+        """One page after `last` (and up to the key `upto`, for a range of a parallel read), in key
+        order, and whether it is the last page."""
         n = self.batch_rows
         stmt = self._select(plan)
         if last is not None:
             stmt = stmt.where(self._after(plan, last))
+        if upto is not None:
+            stmt = stmt.where(plan.key_cols[0] <= sa.bindparam(None, upto, type_=NullType()))
         with conn.begin():
             rows: list[Sequence[Any]] = list(conn.execute(stmt.order_by(*plan.key_cols).limit(n)).all())
             done = len(rows) < n
@@ -984,24 +1119,45 @@ class SqlSource:
         """Whether every column comes from ADBC as a type that casts exactly to the plan's (else the
         Python path reads the whole run: json, uuid, arrays, intervals, real… stay as they were)."""
         with self._errors(f"cannot read {plan.label} in"), contextlib.closing(conn.cursor()) as cur:
-            cur.execute(self._adbc_sql(self._select(plan).limit(0)))
+            cur.execute(self._adbc_sql(self._adbc_select(plan).limit(0)))
             got = cur.fetch_arrow_table().schema
-        return all(_adbc_exact(g, want.type) for g, want in zip(got, plan.schema, strict=True)) and len(
-            got
-        ) == len(plan.schema)
+        return all(
+            _adbc_exact(g, want.type) or (_scaled(want.type) and g.type == pa.int64())
+            for g, want in zip(got, plan.schema, strict=True)
+        ) and len(got) == len(plan.schema)
+
+    def _adbc_select(self, plan: _Plan) -> sa.Select[Any]:
+        """`_select` as the Arrow path reads it: a decimal of at most 18 digits comes as its scaled
+        integer (`(amount * 100)::bigint`), exact, and about a quarter faster to send and to read than
+        PostgreSQL's numeric, which the driver hands over as text."""
+        columns = []
+        for col, f in zip(plan.columns, plan.schema, strict=True):
+            if _scaled(f.type):
+                inner = sa.type_coerce(col.element if isinstance(col, sa.Label) else col, sa.Numeric())
+                scaled = inner * sa.literal_column(str(10**f.type.scale))  # type: ignore[attr-defined]
+                col = sa.cast(scaled, sa.BigInteger()).label(f.name)
+            columns.append(col)
+        return sa.select(*columns).select_from(plan.source).where(*[k.is_not(None) for k in plan.key_cols])
 
     def _adbc_page(
-        self, conn: Any, plan: _Plan, last: list[Any] | None
+        self, conn: Any, plan: _Plan, last: list[Any] | None, upto: Any = None
     ) -> tuple[pa.RecordBatch, bool] | None:
         """`_page` read as Arrow; None when a value does not fit its column (the Python path then reads
         the page again, to send the misfits to the quarantine)."""
         n = self.batch_rows
-        stmt = self._select(plan)
+        stmt = self._adbc_select(plan)
         if last is not None:
             stmt = stmt.where(self._after(plan, last, _pg_literal))
+        if upto is not None:
+            stmt = stmt.where(plan.key_cols[0] <= _pg_literal(upto))
         with contextlib.closing(conn.cursor()) as cur:
-            cur.execute(self._adbc_sql(stmt.order_by(*plan.key_cols).limit(n)))
-            table = cur.fetch_arrow_table()
+            try:
+                cur.execute(self._adbc_sql(stmt.order_by(*plan.key_cols).limit(n)))
+                table = cur.fetch_arrow_table()
+            except AdbcError as err:  # a NaN decimal has no scaled integer: the page the Python way
+                if "cannot convert nan" in str(err).lower() or "cannot convert infinity" in str(err).lower():
+                    return None
+                raise
             done = table.num_rows < n
             if not done and not plan.unique_key:
                 # never end a page inside a group of equal cursor values: drop it, read it whole
@@ -1011,7 +1167,7 @@ class SqlSource:
                     eq = pc.equal(table.column(i), pa.scalar(v, table.column(i).type))
                     same = eq if same is None else pc.and_(same, eq)
                 keep = pc.invert(same)
-                group = self._select(plan).where(
+                group = self._adbc_select(plan).where(
                     *[c == _pg_literal(v) for c, v in zip(plan.key_cols, tie, strict=True)]
                 )
                 cur.execute(self._adbc_sql(group))
@@ -1087,10 +1243,28 @@ def _adbc_exact(got: pa.Field, want: pa.DataType) -> bool:
     return True
 
 
+def _scaled(t: pa.DataType) -> bool:
+    """A decimal the Arrow path reads as its scaled 64-bit integer (at most 18 digits)."""
+    return pa.types.is_decimal(t) and t.precision <= 18  # type: ignore[attr-defined]
+
+
 def _adbc_cast(column: pa.ChunkedArray, to: pa.DataType) -> pa.ChunkedArray:
     if isinstance(column.type, pa.ExtensionType):  # numeric: an opaque extension over its text
         column = pa.chunked_array([c.storage for c in column.chunks], type=column.type.storage_type)
+    if column.type == pa.int64() and pa.types.is_decimal(to):
+        return pa.chunked_array([_unscaled(c, to) for c in column.chunks], type=to)
     return column.cast(to, safe=True)
+
+
+def _unscaled(ints: pa.Array, to: pa.DataType) -> pa.Array:
+    """Scaled 64-bit integers (12345 for 123.45) as the decimal128 they stand for: the same integer,
+    sign-extended to 128 bits, under the decimal's scale (no arithmetic, no rounding)."""
+    values = np.frombuffer(ints.buffers()[1], dtype=np.int64, count=len(ints), offset=ints.offset * 8)
+    wide = np.empty((len(values), 2), dtype=np.int64)
+    wide[:, 0] = values
+    wide[:, 1] = values >> 63  # the high word: all ones for a negative number
+    validity = pc.is_valid(ints).buffers()[1] if ints.null_count else None
+    return pa.Array.from_buffers(to, len(ints), [validity, pa.py_buffer(wide)], ints.null_count)
 
 
 def _pg_literal(v: Any) -> sa.ColumnElement[Any]:
