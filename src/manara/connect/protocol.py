@@ -23,12 +23,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from manara.errors import BadRequest, ManaraError
+from manara.errors import BadRequest, Forbidden, ManaraError
 
 Cursor = dict[str, Any]
 
@@ -75,6 +76,18 @@ class Context:
     pipeline: str = ""  # "<tenant>/<pipeline>": names the pipeline to outside systems (an MQTT client id)
     stop: threading.Event | None = None  # set when the run must end (shutdown): listening sources return
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def check_readable(self, path: Path, who: str) -> Path:
+        """`path` resolved, when it lies in the folders pipelines may read (`file_roots`); Forbidden,
+        naming `who` ("files source", "opcua source: option 'certificate'"), when it does not."""
+        resolved = path.expanduser().resolve()
+        roots = [Path(r).resolve() for r in self.file_roots]
+        if self.file_roots and not any(resolved.is_relative_to(r) for r in roots):
+            raise Forbidden(
+                f"{who}: {path} is outside the folders pipelines may read "
+                f"({', '.join(map(str, roots))}); an administrator can add it to the file_roots setting"
+            )
+        return resolved
 
 
 @runtime_checkable

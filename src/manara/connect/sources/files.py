@@ -43,7 +43,7 @@ from pydantic import Field, model_validator
 
 from manara.connect.protocol import Chunk, Connector, Context, Cursor, Options, rejects_table
 from manara.connect.stream import StreamOptions
-from manara.errors import BadRequest, Forbidden, ManaraError
+from manara.errors import BadRequest, ManaraError
 from manara.lake.ingest import duckdb_types
 from manara.lake.readers import open_source
 
@@ -121,13 +121,7 @@ class FilesSource:
             self.root, self.glob = raw.parent, raw.name
         else:
             self.root, self.glob = raw, options.pattern
-        resolved = self.root.resolve()
-        roots = [Path(r).resolve() for r in context.file_roots]
-        if context.file_roots and not any(resolved.is_relative_to(r) for r in roots):
-            raise Forbidden(
-                f"files source: {self.root} is outside the folders pipelines may read "
-                f"({', '.join(map(str, roots))}); an administrator can add it to the file_roots setting"
-            )
+        context.check_readable(self.root, "files source")
         if not self.root.is_dir():
             raise BadRequest(f"files source: {self.root} is not a folder")
 

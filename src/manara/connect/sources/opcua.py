@@ -106,7 +106,7 @@ from pydantic import Field, field_validator, model_validator
 
 from manara.connect.protocol import Chunk, Connector, Context, Cursor, rejects_table
 from manara.connect.stream import Spool, SpooledSource, StreamOptions, spool_path
-from manara.errors import BadRequest, Forbidden, ManaraError
+from manara.errors import BadRequest, ManaraError
 
 if TYPE_CHECKING:
     from asyncua import Client, Node
@@ -306,13 +306,7 @@ def thumbprint(der: bytes) -> str:
 
 def _read_file(option: str, text: str, context: Context) -> tuple[Path, bytes]:
     path = Path(text).expanduser()
-    resolved = path.resolve()
-    roots = [Path(r).resolve() for r in context.file_roots]
-    if context.file_roots and not any(resolved.is_relative_to(r) for r in roots):
-        raise Forbidden(
-            f"opcua source: option '{option}': {path} is outside the folders pipelines may read "
-            f"({', '.join(map(str, roots))}); an administrator can add it to the file_roots setting"
-        )
+    resolved = context.check_readable(path, f"opcua source: option '{option}'")
     try:
         with resolved.open("rb") as f:
             data = f.read(CERT_FILE_LIMIT + 1)

@@ -143,7 +143,7 @@ except ImportError:  # pragma: no cover
 
 
 from manara.connect.protocol import Chunk, Connector, Context, Cursor, Options, rejects_table
-from manara.errors import BadRequest, Forbidden
+from manara.errors import BadRequest
 
 CONNECT_TIMEOUT_S = 15
 SQLALCHEMY_BATCH_ROWS = 50_000
@@ -673,13 +673,7 @@ class SqlSource:
     def _check_sqlite_file(self, database: str, context: Context) -> None:
         """A SQLite file is a file: it must exist (never created) and lie in the readable folders."""
         path = Path(database.removeprefix("file:").split("?", 1)[0]).expanduser()
-        resolved = path.resolve()
-        roots = [Path(r).resolve() for r in context.file_roots]
-        if context.file_roots and not any(resolved.is_relative_to(r) for r in roots):
-            raise Forbidden(
-                f"sql source: {path} is outside the folders pipelines may read "
-                f"({', '.join(map(str, roots))}); an administrator can add it to the file_roots setting"
-            )
+        resolved = context.check_readable(path, "sql source")
         if not resolved.is_file():
             raise BadRequest(f"sql source: no SQLite database file at {path}")
 
