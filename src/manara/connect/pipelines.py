@@ -11,8 +11,10 @@
       dataset: visits
     schedule: "*/15 * * * *"
 
-**Exactly once.** Rows are committed to the dataset in groups (`commit_rows`). The source's cursor
-after a group is written in the *same* Iceberg commit as the group's rows: as the table property
+**Exactly once.** Rows are committed to the dataset in groups (`commit_rows`); a group's rows are
+encoded into Parquet data files while the source is read (`manara.lake.datafiles`), and the files
+become part of the dataset only at the group's commit. The source's cursor after a group is
+written in the *same* Iceberg commit as the group's rows: as the table property
 `manara.pipeline.<name>.state` (with a group sequence number) and in the snapshot's summary. A
 process killed at any instant has either committed a group with its cursor or neither, and the next
 run resumes from the committed cursor.
@@ -36,6 +38,7 @@ import fcntl
 import functools
 import json
 import os
+import queue
 import re
 import threading
 import time
@@ -50,7 +53,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.io import FileIO, load_file_io
+from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -64,6 +70,7 @@ from manara.govern.identity import SLUG_RE
 from manara.govern.principal import Principal
 from manara.lake import schema as schema_rules
 from manara.lake.catalog import TABLE_DEFAULTS, ensure_namespace, identifier
+from manara.lake.datafiles import DataFileWriter
 from manara.meta.db import session_scope
 from manara.meta.models import Pipeline, PipelineRun, Role, utcnow
 from manara.workspace import Workspace
@@ -579,6 +586,87 @@ def run_pipeline(
     return result
 
 
+class _Stream:
+    """The rows of one group on their way to Parquet: the reading thread conforms each batch to the
+    group's schema and puts it here; the commit thread's `tx.append` reads them as a
+    RecordBatchReader and writes target-sized data files as they fill. `finish` hands over the
+    group's rejects and cursor and ends the reader; `abort` makes the append fail (nothing of the
+    group is committed; files already written stay unreferenced)."""
+
+    _END = object()
+
+    def __init__(self, runner: _Runner, plan: schema_rules.SchemaPlan, *, keep: bool) -> None:
+        self.runner, self.plan = runner, plan
+        self.conform = schema_rules.conformer(plan, f"pipeline '{runner.spec.name}'")
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=4)
+        self.rows = 0
+        self.kept: list[pa.RecordBatch] | None = [] if keep else None  # for sinks
+        self.rejects: list[pa.Table] = []
+        self.cursor: Any = None
+        self.writer: DataFileWriter | None = None
+
+    def takes(self, batch: pa.RecordBatch) -> bool:
+        """Whether `batch` fits this group's schema (no new column, no promotion to apply)."""
+        more = schema_rules.plan(self.plan.target, batch.schema)
+        return not more.added and not more.promoted
+
+    def put(self, batch: pa.RecordBatch, inflight: Future[None] | None) -> None:
+        try:
+            conformed = self.conform(batch, 0)
+        except SchemaMismatch as err:
+            raise self.runner._paused(err, self.plan, pa.Table.from_batches([batch])) from None
+        self._put(conformed, inflight)
+        self.rows += conformed.num_rows
+        if self.kept is not None:
+            self.kept.append(conformed)
+
+    def _put(self, item: Any, inflight: Future[None] | None) -> None:
+        while True:
+            try:
+                self.queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if inflight is not None and inflight.done():
+                    inflight.result()  # the commit thread failed: its error ends the run
+                    raise RuntimeError("the pipeline's commit thread ended early") from None
+
+    def finish(self, rejects: list[pa.Table], cursor: Any, inflight: Future[None] | None) -> None:
+        self.rejects, self.cursor = list(rejects), cursor
+        self._put(self._END, inflight)
+
+    def abort(self, err: BaseException) -> None:
+        while True:  # make room: the reader stops at the first error it meets
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        with contextlib.suppress(queue.Full):
+            self.queue.put_nowait(err)
+
+    def write_files(self, metadata: TableMetadata, io: FileIO) -> list[DataFile]:
+        """Encode the group's batches into data files as they arrive, until the group ends."""
+        self.writer = DataFileWriter(io, metadata, self.plan.target)
+        try:
+            while True:
+                item = self.queue.get()
+                if item is self._END:
+                    return self.writer.close()
+                if isinstance(item, BaseException):
+                    raise RuntimeError(f"group abandoned: {item}")
+                self.writer.write(item)
+        except BaseException:
+            self.writer.abort()
+            raise
+
+    def discard(self) -> None:
+        """The group was not committed: delete the data files it wrote."""
+        if self.writer is not None:
+            self.writer.abort()
+
+    def table(self) -> pa.Table | None:
+        return pa.Table.from_batches(self.kept, schema=self.plan.target) if self.kept is not None else None
+
+
 class _Runner:
     def __init__(
         self,
@@ -609,50 +697,84 @@ class _Runner:
         context = connector_context(self.ws, self.principal, self.spec.name, self.stop)
         source = connector.create(expand_env(self.spec.source.options), context)
         assert isinstance(source, Source)
-        rows: list[pa.RecordBatch] = []
         rejects: list[pa.Table] = []
         pending = 0
         cursor = state["cursor"]
         moved = False
-        # A group is committed in a second thread while the next one is read (Parquet writing and
-        # the source's driver release the GIL): commits stay one at a time and in order, each with
-        # its own cursor, so exactly-once is unchanged, and at most two groups are in memory.
+        # A group's rows are conformed here and written to Parquet data files by a second thread
+        # while the source goes on (pyiceberg streams a RecordBatchReader into target-sized files);
+        # at the group's end that thread commits the files with the cursor, in one Iceberg commit.
+        # Commits stay one at a time and in order, each with its own cursor, so exactly-once is
+        # unchanged; memory holds a few batches and the file being built, not the whole group.
         with ThreadPoolExecutor(1, thread_name_prefix="pipeline-commit") as committer:
             inflight: Future[None] | None = None
+            stream: _Stream | None = None
 
-            def commit(rows: list[pa.RecordBatch], rejects: list[pa.Table], cursor: Any) -> None:
+            def submit(fn: Callable[..., None], *args: Any) -> None:
                 nonlocal inflight
                 if inflight is not None:
                     inflight.result()  # the previous group first; its error ends the run here
-                inflight = committer.submit(
-                    contextvars.copy_context().run, self._commit, rows, rejects, cursor
-                )
+                inflight = committer.submit(contextvars.copy_context().run, fn, *args)
+
+            def close(cursor: Any) -> None:
+                """End the group being gathered: its rows' stream, or a commit of rejects and cursor."""
+                nonlocal stream
+                if stream is not None:
+                    stream.finish(rejects, cursor, inflight)
+                    stream = None
+                else:
+                    submit(self._commit, [], list(rejects), cursor)
 
             dest = self.spec.destination
             opened = time.monotonic()  # when the group being gathered got its first chunk
-            for chunk in source.read(cursor):
-                if not moved:
-                    opened = time.monotonic()
-                kept, bad = self._transform(chunk)
-                if kept is not None and kept.num_rows:
-                    rows.append(kept)
-                    pending += kept.num_rows
-                if bad is not None and bad.num_rows:
-                    rejects.append(bad)
-                if chunk.cursor != cursor or rows or rejects:  # a listening source's tick moves nothing
-                    cursor, moved = chunk.cursor, True
-                self.result.bytes_in += chunk.bytes_read
-                if self.progress:
-                    self.progress(self.result.rows_in)
-                if pending >= dest.commit_rows or (
-                    moved and time.monotonic() - opened >= dest.commit_seconds
-                ):
-                    commit(rows, rejects, cursor)
-                    rows, rejects, pending, moved = [], [], 0, False
-            if moved:
-                commit(rows, rejects, cursor)
+            try:
+                for chunk in source.read(cursor):
+                    if not moved:
+                        opened = time.monotonic()
+                    kept, bad = self._transform(chunk)
+                    if kept is not None and kept.num_rows:
+                        if stream is not None and not stream.takes(kept):  # a new column: a new group
+                            close(cursor)
+                            rejects, pending, moved, opened = [], 0, False, time.monotonic()
+                        if stream is None:
+                            if inflight is not None:
+                                inflight.result()  # its schema change is in the table this group plans on
+                            stream = self._open_stream(kept)
+                            submit(self._commit, [], [], None, None, stream)
+                        stream.put(kept, inflight)
+                        pending += kept.num_rows
+                    if bad is not None and bad.num_rows:
+                        rejects.append(bad)
+                    if (
+                        chunk.cursor != cursor or pending or rejects
+                    ):  # a listening source's tick moves nothing
+                        cursor, moved = chunk.cursor, True
+                    self.result.bytes_in += chunk.bytes_read
+                    if self.progress:
+                        self.progress(self.result.rows_in)
+                    if pending >= dest.commit_rows or (
+                        moved and time.monotonic() - opened >= dest.commit_seconds
+                    ):
+                        close(cursor)
+                        rejects, pending, moved = [], 0, False
+                if moved:
+                    close(cursor)
+            except BaseException as err:
+                if stream is not None:  # nothing of the open group is committed
+                    stream.abort(err)
+                    with contextlib.suppress(BaseException):
+                        if inflight is not None:
+                            inflight.result()
+                    inflight = None
+                raise
             if inflight is not None:
                 inflight.result()
+
+    def _open_stream(self, first: pa.RecordBatch) -> _Stream:
+        """A group's stream, planned on the dataset's schema as it is now and the group's first rows."""
+        table = _load(self.ws, self.principal, self.spec.destination.dataset)
+        plan = schema_rules.plan(table.schema().as_arrow() if table is not None else None, first.schema)
+        return _Stream(self, plan, keep=self.deliveries is not None)
 
     def _transform(self, chunk: Chunk) -> tuple[pa.RecordBatch | None, pa.Table | None]:
         rejects = [chunk.rejects] if chunk.rejects is not None and chunk.rejects.num_rows else []
@@ -759,17 +881,24 @@ class _Runner:
             qtable.delete(delete_filter=stale)
 
     def _commit(
-        self, rows: list[pa.RecordBatch], rejects: list[pa.Table], cursor: Any, replay_id: str | None = None
+        self,
+        rows: list[pa.RecordBatch],
+        rejects: list[pa.Table],
+        cursor: Any,
+        replay_id: str | None = None,
+        stream: _Stream | None = None,
     ) -> None:
+        """Commit one group: `rows` (a replay, or only rejects and a cursor) or the rows of `stream`
+        (a run), its rejects to the quarantine first, and the cursor with the rows in one commit."""
         self.seq += 1
         if rejects:
             self._quarantine(pa.concat_tables(rejects))
         table = _load(self.ws, self.principal, self.spec.destination.dataset)
-        if table is None and not rows:
+        if table is None and not rows and stream is None:
             return  # nothing to create the dataset with; the cursor is re-read next time (idempotent)
         data = pa.Table.from_batches(rows) if rows else None
+        incoming = stream.plan.target if stream is not None else (data.schema if data is not None else None)
         written: pa.Table | None = None
-        state = {"seq": self.seq, "cursor": cursor, "run": self.result.run_id}
         props = {
             "manara.pipeline": self.spec.name,
             "manara.pipeline.run": self.result.run_id,
@@ -777,22 +906,19 @@ class _Runner:
             "manara.source": f"pipeline:{self.spec.name}",
             "manara.actor": self.principal.actor,
         }
-        table_props = {STATE_PROPERTY.format(name=self.spec.name): json.dumps(state, default=str)}
-        if replay_id is not None:
-            table_props[REPLAY_PROPERTY.format(name=self.spec.name)] = replay_id
         catalog = self.ws.catalog
         added: list[str] = []
         plan: schema_rules.SchemaPlan | None
         tx: Transaction
         if table is None:
-            assert data is not None
-            plan = schema_rules.plan(None, data.schema)
+            assert incoming is not None
+            plan = schema_rules.plan(None, incoming)
             tx = catalog.create_table_transaction(
                 self.ident, schema=plan.target,
                 properties={**TABLE_DEFAULTS, "manara.owner": self.principal.actor},
             )  # fmt: skip
         else:
-            plan = schema_rules.plan(table.schema().as_arrow(), data.schema) if data is not None else None
+            plan = schema_rules.plan(table.schema().as_arrow(), incoming) if incoming is not None else None
             tx = table.transaction()
             if plan is not None and (plan.added or plan.promoted):
                 added = [f.name for f in plan.added]
@@ -809,23 +935,45 @@ class _Runner:
                 raise self._paused(err, plan, data) from None
             written = pa.Table.from_batches(batches, schema=plan.target)
             tx.append(written, snapshot_properties=props)
+        n = data.num_rows if data is not None else 0
+        if stream is not None:
+            assert plan is not None
+            if plan.target != stream.plan.target:  # another writer changed the dataset meanwhile
+                raise Conflict(f"dataset '{self.ident[1]}' was changed by another writer; rerun")
+            files = stream.write_files(
+                tx.table_metadata, load_file_io(catalog.properties, tx.table_metadata.location)
+            )
+            if files:  # written while the source was read: only the metadata is left to write
+                with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
+                    for data_file in files:
+                        append.append_data_file(data_file)
+            cursor, n = stream.cursor, stream.rows
+            if stream.rejects:  # known now that the group has ended; committed before its rows
+                self._quarantine(pa.concat_tables(stream.rejects))
+            written = stream.table()
+        state = {"seq": self.seq, "cursor": cursor, "run": self.result.run_id}
+        table_props = {STATE_PROPERTY.format(name=self.spec.name): json.dumps(state, default=str)}
+        if replay_id is not None:
+            table_props[REPLAY_PROPERTY.format(name=self.spec.name)] = replay_id
         tx.set_properties(table_props)
         ev = audit.EventFields(
             self.principal.actor, "dataset.pipeline_commit", tenant=self.principal.tenant,
             target=self.spec.destination.dataset,
             detail={"pipeline": self.spec.name, "run": self.result.run_id, "seq": self.seq,
-                    "rows": data.num_rows if data is not None else 0, "columns_added": added},
+                    "rows": n, "columns_added": added},
             request_id=audit.request_id_var.get(),
         )  # fmt: skip
         try:
             with audit.iceberg_commit_audit(catalog.engine, ev):
                 tx.commit_transaction()
         except CommitFailedException as err:
+            if stream is not None:
+                stream.discard()  # refused: its files are referenced by nothing
             raise Conflict(
                 f"dataset '{self.ident[1]}' was changed by another writer; rerun ({err})"
             ) from None
         self.result.commits += 1
-        self.result.rows_loaded += data.num_rows if data is not None else 0
+        self.result.rows_loaded += n
         self.result.columns_added += [c for c in added if c not in self.result.columns_added]
         if self.deliveries is not None:  # after the lake commit: the lake is the record
             self.deliveries.deliver(written, self.seq)
