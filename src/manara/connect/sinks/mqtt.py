@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 import pyarrow as pa
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import Field, field_validator
@@ -73,17 +72,10 @@ class MqttSink(Sink):
             return self._client
         self.close()
         v5 = self.options.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True,
-        )  # fmt: skip
         b = self.broker
-        if b.username:
-            client.username_pw_set(b.username, b.password)
-        if b.tls:
-            client.tls_set(ca_certs=self.options.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
+        client = b.client(
+            self.client_id, v5=v5, persistent=False, ca_file=self.options.ca_file, inflight=1000
+        )
         answered = threading.Event()
         outcome: dict[str, Any] = {}
 

@@ -116,6 +116,22 @@ class Broker:
             password or (unquote(parts.password) if parts.password else None),
         )  # fmt: skip
 
+    def client(
+        self, client_id: str, *, v5: bool, persistent: bool, ca_file: str | None, inflight: int, **kw: Any
+    ) -> mqtt.Client:
+        """A paho client for this broker: protocol, credentials, TLS and in-flight window set."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else not persistent, **kw,
+        )  # fmt: skip
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.max_inflight_messages_set(inflight)
+        client.max_queued_messages_set(0)
+        return client
+
 
 class MqttSource(SpooledSource):
     options: MqttOptions
@@ -123,6 +139,7 @@ class MqttSource(SpooledSource):
     def __init__(self, options: MqttOptions, context: Context) -> None:
         self.options, self.context = options, context
         broker = Broker.parse(options.url, options.username, options.password, context, "mqtt source")
+        self.broker = broker
         self.host, self.port, self.tls = broker.host, broker.port, broker.tls
         self.username, self.password = broker.username, broker.password
         self.types = {k: arrow_type(v) for k, v in options.types.items()}
@@ -144,17 +161,14 @@ class MqttSource(SpooledSource):
 
     def _connect(self, listen: bool = False) -> mqtt.Client:
         v5 = self.options.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else False, manual_ack=True,
-        )  # fmt: skip
-        if self.username:
-            client.username_pw_set(self.username, self.password)
-        if self.tls:
-            client.tls_set(ca_certs=self.options.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        client.max_inflight_messages_set(65535)
-        client.max_queued_messages_set(0)
+        client = self.broker.client(
+            self.client_id,
+            v5=v5,
+            persistent=True,
+            ca_file=self.options.ca_file,
+            inflight=65535,
+            manual_ack=True,
+        )
         connected = threading.Event()
         outcome: dict[str, Any] = {}
 
