@@ -66,7 +66,7 @@ def committed_groups(table: Table, pipeline: str, after: int, upto: int) -> Iter
         seq = int(summary.get("manara.pipeline.seq") or 0)
         if after < seq <= upto:
             snapshots[seq] = snap
-    schemas = {s.schema_id: s for s in table.schemas().values()}
+    schemas = table.schemas()  # id → schema
     for seq in sorted(snapshots):
         snap = snapshots[seq]
         files = [
@@ -154,12 +154,9 @@ class Deliveries:
             if n:
                 try:
                     t.sink.deliver(rows, seq)  # type: ignore[arg-type]
-                except ManaraError as err:
-                    t.error = f"sink '{t.name}' ({t.type}) stopped at group {seq}: {err.detail}"
                 except Exception as err:  # a sink's bug must not lose the lake's progress either
-                    t.error = (
-                        f"sink '{t.name}' ({t.type}) stopped at group {seq}: {type(err).__name__}: {err}"
-                    )
+                    why = err.detail if isinstance(err, ManaraError) else f"{type(err).__name__}: {err}"
+                    t.error = f"sink '{t.name}' ({t.type}) stopped at group {seq}: {why}"
                 if t.error is not None:
                     log.info("%s", t.error)  # the run ends with it; not a second line
                     self._record_error(t)

@@ -386,15 +386,14 @@ def pipeline_status(ws: Workspace, principal: Principal, name: str) -> dict[str,
     with session_scope(ws.engine) as s:
         row = _row(s, principal, name)
         pipeline_id = row.id if row is not None else -1
-    sinks = sink_status(ws, pipeline_id, int(state["seq"]) if state else 0)
+    progress = {sk["name"]: sk for sk in sink_status(ws, pipeline_id, int(state["seq"]) if state else 0)}
     declared = {sk.sink_name: sk.type for sk in spec.sinks}
     return {
         "name": name, "source": spec.source.type, "dataset": spec.destination.dataset,
         "schedule": spec.schedule, "paused": info.paused, "last_run": runs[0] if runs else None,
         "committed": state,
-        "sinks": [{"type": declared[sk["name"]], **sk} for sk in sinks if sk["name"] in declared]
-        + [{"name": n, "type": t, "delivered_seq": None} for n, t in declared.items()
-           if n not in {sk["name"] for sk in sinks}],
+        "sinks": [{"name": n, "type": t, **progress.get(n, {"delivered_seq": None})}
+                  for n, t in declared.items()],
     }  # fmt: skip
 
 
@@ -588,10 +587,9 @@ def run_pipeline(
 
 class _Stream:
     """The rows of one group on their way to Parquet: the reading thread conforms each batch to the
-    group's schema and puts it here; the commit thread's `tx.append` reads them as a
-    RecordBatchReader and writes target-sized data files as they fill. `finish` hands over the
-    group's rejects and cursor and ends the reader; `abort` makes the append fail (nothing of the
-    group is committed; files already written stay unreferenced)."""
+    group's schema and puts it here; the commit thread encodes them into data files as they come
+    (`write_files`). `finish` hands over the group's rejects and cursor and ends the group; `abort`
+    makes the commit thread give the group up (nothing of it is committed, its files are deleted)."""
 
     _END = object()
 
@@ -701,9 +699,9 @@ class _Runner:
         pending = 0
         cursor = state["cursor"]
         moved = False
-        # A group's rows are conformed here and written to Parquet data files by a second thread
-        # while the source goes on (pyiceberg streams a RecordBatchReader into target-sized files);
-        # at the group's end that thread commits the files with the cursor, in one Iceberg commit.
+        # A group's rows are conformed here and encoded into Parquet data files by a second thread
+        # while the source goes on (manara.lake.datafiles); at the group's end that thread commits
+        # the files with the cursor, in one Iceberg commit.
         # Commits stay one at a time and in order, each with its own cursor, so exactly-once is
         # unchanged; memory holds a few batches and the file being built, not the whole group.
         with ThreadPoolExecutor(1, thread_name_prefix="pipeline-commit") as committer:

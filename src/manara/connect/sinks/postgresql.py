@@ -30,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 from sqlalchemy.engine import URL, make_url
 
 from manara.connect.protocol import Connector, Context, Options, Sink, SinkError
+from manara.connect.sources.sql import adbc_reason
 from manara.errors import BadRequest
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
@@ -100,8 +101,7 @@ class PostgresSink(Sink):
         try:
             yield
         except AdbcError as err:
-            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-            reason = (lines[0] if lines else type(err).__name__).removeprefix("IO: ").removeprefix("[libpq] ")
+            reason = adbc_reason(err)
             if self.password:
                 reason = reason.replace(str(self.password), "***")
             self._drop()

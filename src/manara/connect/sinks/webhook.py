@@ -26,6 +26,7 @@ import httpx
 import pyarrow as pa
 from pydantic import Field, SecretStr
 
+from manara.connect.bus import sign
 from manara.connect.delivery import json_parts, sink_key
 from manara.connect.protocol import Connector, Context, Options, Sink, SinkError
 from manara.errors import BadRequest
@@ -59,8 +60,6 @@ class WebhookSink(Sink):
             self._post(body.encode("utf-8"), f"{sink_key(self.context, seq)}:{part}")
 
     def _post(self, body: bytes, key: str) -> None:
-        from manara.connect.bus import sign
-
         opts = self.options
         wait = opts.backoff_s
         for attempt in range(opts.retries + 1):

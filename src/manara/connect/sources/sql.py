@@ -735,9 +735,9 @@ class SqlSource:
             reason = (str(err).splitlines() or [type(err).__name__])[0]
             raise BadRequest(self._scrub(f"sql source: {doing} {self.safe_url}: {reason}")) from None
         except AdbcError as err:
-            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-            reason = (lines[0] if lines else type(err).__name__).removeprefix("IO: ").removeprefix("[libpq] ")
-            raise BadRequest(self._scrub(f"sql source: {doing} {self.safe_url}: {reason}")) from None
+            raise BadRequest(
+                self._scrub(f"sql source: {doing} {self.safe_url}: {adbc_reason(err)}")
+            ) from None
 
     # --- what to read ---
 
@@ -1236,6 +1236,12 @@ _ADBC_EXACT: dict[str, Callable[[pa.DataType], bool]] = {
     "timestamptz": pa.types.is_timestamp, "date": pa.types.is_date, "time": pa.types.is_time,
     "bytea": pa.types.is_binary,
 }  # fmt: skip
+
+
+def adbc_reason(err: Exception) -> str:
+    """An ADBC/libpq error as one readable line (its first line, without the driver's prefixes)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(err).__name__).removeprefix("IO: ").removeprefix("[libpq] ")
 
 
 def _adbc_exact(got: pa.Field, want: pa.DataType) -> bool:
