@@ -23,6 +23,7 @@ from manara.config import Settings
 from manara.connect.pipelines import apply_pipeline, committed_state, parse_spec, run_pipeline
 from manara.connect.protocol import Chunk, Context
 from manara.connect.registry import get_connector
+from manara.connect.sources import sql as sql_module
 from manara.connect.sources.sql import CONNECTOR, SqlOptions, SqlSource
 from manara.errors import BadRequest, Forbidden
 from manara.govern.principal import Principal
@@ -480,13 +481,69 @@ def test_both_engines_read_the_same_batches_on_postgresql(
         slow = source({"url": source_url, "engine": "sqlalchemy", **options})
         assert fast.adbc and not slow.adbc
         pages: list[int] = []
-        page = fast._adbc_page
-        fast._adbc_page = lambda *a, pages=pages, page=page: pages.append(1) or page(*a)  # type: ignore[method-assign]
+        stream = fast._adbc_stream
+        fast._adbc_stream = lambda *a, pages=pages, stream=stream: pages.append(1) or stream(*a)  # type: ignore[method-assign]
         got = [pa.Table.from_batches([c.batch]) for c in fast.read(None) if c.batch is not None]
         want = [pa.Table.from_batches([c.batch]) for c in slow.read(None) if c.batch is not None]
         assert [t.num_rows for t in got] == [t.num_rows for t in want]
         assert pa.concat_tables(got).equals(pa.concat_tables(want))
         assert bool(pages) == (options.get("table") != "src_odd")  # the Arrow path read all but src_odd
+
+
+def test_arrow_pages_stream_in_batches_that_never_split_a_key_and_resume_exactly(
+    source_url: str, engine: sa.Engine, database_url: str | None, read_engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    if not database_url or read_engine != "adbc":
+        pytest.skip("needs PostgreSQL (MANARA_TEST_DATABASE_URL)")
+    monkeypatch.setattr(sql_module, "ADBC_BATCH_BYTES", 2048)  # a few dozen rows per driver batch
+    with engine.begin() as conn:  # groups of 37 rows share a cursor value: they span batches and pages
+        conn.exec_driver_sql("CREATE TABLE src_ties (id int PRIMARY KEY, grp int, label text)")
+        conn.exec_driver_sql(
+            "INSERT INTO src_ties SELECT i, i / 37, md5(i::text) FROM generate_series(1, 3000) i"
+        )
+        conn.exec_driver_sql("CREATE INDEX ON src_ties (grp)")
+    for options, key in (
+        ({"table": "src_ties", "batch_rows": 500}, ["id"]),
+        ({"query": "SELECT grp, id, label FROM src_ties", "mode": "incremental", "cursor_column": "grp",
+          "batch_rows": 100}, ["grp"]),
+    ):  # fmt: skip
+        fast = source({"url": source_url, **options, "engine": "adbc"})
+        chunks = [c for c in fast.read(None) if c.batch is not None and c.batch.num_rows]
+        pages = -(-3000 // options["batch_rows"])  # type: ignore[operator]
+        assert len(chunks) > pages  # streamed: more than one batch a page
+        got = pa.Table.from_batches([c.batch for c in chunks])
+        slow = [c.batch for c in source({"url": source_url, **options, "engine": "sqlalchemy"}).read(None)]
+        want = pa.Table.from_batches([b for b in slow if b is not None])
+        assert got.sort_by("id").equals(want.sort_by("id"))  # the same rows and values, each once
+        for before, after in zip(chunks, chunks[1:], strict=False):  # no key split between two batches
+            assert before.batch.column(key[0])[-1].as_py() < after.batch.column(key[0])[0].as_py()
+        for cut in (0, 5, len(chunks) // 2, len(chunks) - 2):  # resume from any batch's cursor
+            rest = [c.batch for c in fast.read(chunks[cut].cursor) if c.batch is not None]
+            ids = chunk_ids_of([c.batch for c in chunks[: cut + 1]] + rest)
+            assert sorted(ids) == list(range(1, 3001)), (options, cut)
+
+
+def test_a_misfit_in_the_middle_of_a_streamed_page_is_quarantined_once(
+    source_url: str, engine: sa.Engine, database_url: str | None, read_engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    if not database_url or read_engine != "adbc":
+        pytest.skip("needs PostgreSQL (MANARA_TEST_DATABASE_URL)")
+    monkeypatch.setattr(sql_module, "ADBC_BATCH_BYTES", 4096)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE src_late_nan (id int PRIMARY KEY, amount numeric(12, 2))")
+        conn.exec_driver_sql(
+            "INSERT INTO src_late_nan SELECT i, CASE WHEN i IN (1500, 2711) THEN 'NaN'::numeric "
+            "ELSE i / 100.0 END FROM generate_series(1, 3000) i"
+        )
+    chunks = list(source({"url": source_url, "table": "src_late_nan", "batch_rows": 1000}).read(None))
+    ids = chunk_ids_of([c.batch for c in chunks if c.batch is not None])
+    assert ids == [i for i in range(1, 3001) if i not in (1500, 2711)]  # in order, each once
+    bad = [r["position"] for c in chunks if c.rejects is not None for r in c.rejects.to_pylist()]
+    assert bad == ["table src_late_nan id=1500", "table src_late_nan id=2711"]
+    assert sum(c.rejects is None for c in chunks) > 3  # the rows around the misfits came the Arrow way
+    assert chunks[-1].cursor["complete"]
 
 
 def test_adbc_connections_are_read_only_and_misfits_still_go_to_quarantine(

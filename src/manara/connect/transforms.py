@@ -14,6 +14,7 @@ read: a single scalar expression over the batch's columns; no sub-query, no tabl
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -82,8 +83,13 @@ class Transformer:
 
     def __init__(self, steps: list[Transform]) -> None:
         self.steps = steps
-        self.con = duck.connect(threads=1)
-        self.con.execute("SET enable_external_access = false")
+
+    @functools.cached_property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """DuckDB, opened at the first step that needs it (a pipeline without transforms never does)."""
+        con = duck.connect(threads=1)
+        con.execute("SET enable_external_access = false")
+        return con
 
     def apply(self, batch: pa.RecordBatch, position: str) -> tuple[pa.RecordBatch | None, pa.Table | None]:
         """The rows that pass every step, and the quarantined ones (payload: the record as the source sent

@@ -112,6 +112,7 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -147,7 +148,9 @@ from manara.errors import BadRequest
 
 CONNECT_TIMEOUT_S = 15
 SQLALCHEMY_BATCH_ROWS = 50_000
-ADBC_BATCH_ROWS = 200_000  # measured: see the module docstring
+ADBC_BATCH_ROWS = 500_000  # rows per page query; measured: see the module docstring
+ADBC_BATCH_BYTES = 4 << 20  # the driver's batches within a page (about 50,000 rows of 6 columns)
+ADBC_BATCH_BYTES_OPTION = "adbc.postgresql.batch_size_hint_bytes"
 MAX_COLUMNS_NAMED = 20  # columns listed in an "unknown column" error
 SUBQUERY_ALIAS = "_manara_src"
 
@@ -669,6 +672,8 @@ class SqlSource:
             )
         default_rows = ADBC_BATCH_ROWS if self.adbc else SQLALCHEMY_BATCH_ROWS
         self.batch_rows = options.batch_rows or default_rows
+        # the Python page read after a misfit on the Arrow path: Python rows take far more memory
+        self.misfit_rows = min(self.batch_rows, SQLALCHEMY_BATCH_ROWS)
 
     def _check_sqlite_file(self, database: str, context: Context) -> None:
         """A SQLite file is a file: it must exist (never created) and lie in the readable folders."""
@@ -749,10 +754,20 @@ class SqlSource:
             schema, _, name = opts.table.rpartition(".")
             label = f"table {opts.table}"
             with self._errors(f"cannot read {label} in"):
-                table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+                # the columns and the primary key only: a full reflection (indexes, foreign keys,
+                # constraints, comments) costs a query each and is not needed
+                inspector = sa.inspect(conn)
+                reflected = inspector.get_columns(name, schema=schema or None)
+                pk_names = inspector.get_pk_constraint(name, schema=schema or None)["constrained_columns"]
+            table = sa.Table(
+                name,
+                sa.MetaData(),
+                *[sa.Column(c["name"], c["type"]) for c in reflected],
+                schema=schema or None,
+            )
             source: sa.FromClause = table
             names = [c.name for c in table.columns]
-            declared_pk = [c.name for c in table.primary_key.columns]
+            declared_pk = list(pk_names)  # in the constraint's order, which may not be the columns'
             for c in table.columns:
                 types[c.name] = _arrow_type(c.type, self.backend)
             by_name = {c.name: _raw(c, bit=isinstance(c.type, mysql.BIT)) for c in table.columns}
@@ -850,13 +865,17 @@ class SqlSource:
 
     def read(self, cursor: Cursor | None) -> Iterator[Chunk]:
         opts = self.options
-        with self._connect() as conn, contextlib.ExitStack() as stack:
+        complete = opts.mode == "full" and bool(cursor and cursor.get("complete"))
+        with contextlib.ExitStack() as stack:
+            # the ADBC connection opens (TLS, authentication, two SETs) while the table is looked at
+            opening = stack.enter_context(self._adbc_opening()) if self.adbc and not complete else None
+            conn = stack.enter_context(self._connect())
             with conn.begin():
                 plan = self._plan(conn)
             last = self._resume(cursor, plan)
-            if opts.mode == "full" and cursor and cursor.get("complete"):
+            if complete:
                 return  # the snapshot was read whole; a new one would duplicate every row
-            fast = stack.enter_context(self._adbc_connect()) if self.adbc else None
+            fast = opening() if opening is not None else None
             if fast is not None and not self._adbc_fits(fast, plan):
                 fast = None  # a column Arrow would not give exactly as the Python path does
             ranges = self._ranges(fast, plan, cursor)
@@ -864,38 +883,49 @@ class SqlSource:
                 yield from self._read_ranges(plan, ranges)
                 return
             while True:
-                page = None
                 if fast is not None:
-                    with self._errors(f"cannot read {plan.label} in"):
-                        page = self._adbc_page(fast, plan, last)
-                batch: pa.RecordBatch | None = None
-                rejects = None
-                ends: tuple[list[Any], list[Any]] | None = None  # the page's first and last keys
-                if page is not None:
-                    batch, done = page
-                    if batch.num_rows:
-                        keys = [batch.column(i) for i in plan.key_idx]
-                        ends = ([k[0].as_py() for k in keys], [k[-1].as_py() for k in keys])
-                else:
-                    with self._errors(f"cannot read {plan.label} in"):
-                        rows, done = self._page(conn, plan, last)
-                    if rows:
-                        ends = (self._key(rows[0], plan), self._key(rows[-1], plan))
-                        batch, rejects = self._batch(rows, plan)
-                if ends is not None and batch is not None:
-                    first_key, last = ends
-                    yield Chunk(
-                        batch,
-                        self._cursor(plan, last, complete=done),
-                        f"{plan.label} {_show_key(plan.key, first_key)} … {_show_key(plan.key, last)}",
-                        rejects=rejects,
-                        bytes_read=batch.nbytes,
-                    )
+                    misfit = False
+                    for item in self._adbc_stream(fast, plan, last):
+                        if item is None:
+                            misfit = True
+                            break
+                        batch, done = item
+                        if batch.num_rows:
+                            keys = [batch.column(i) for i in plan.key_idx]
+                            first_key, last = [k[0].as_py() for k in keys], [k[-1].as_py() for k in keys]
+                            yield self._chunk(plan, batch, first_key, last, done)
+                        elif done and opts.mode == "full":
+                            yield self._chunk(plan, batch, None, last, done)
+                    if not misfit:
+                        if done:
+                            return
+                        continue
+                # the Python path: every page of a run without the Arrow path; with it, the page where
+                # a value did not fit (read again from the last row yielded, its misfits quarantined)
+                with self._errors(f"cannot read {plan.label} in"):
+                    rows, done = self._page(conn, plan, last, n=None if fast is None else self.misfit_rows)
+                if rows:
+                    first_key, last = self._key(rows[0], plan), self._key(rows[-1], plan)
+                    batch, rejects = self._batch(rows, plan)
+                    yield self._chunk(plan, batch, first_key, last, done, rejects)
                 elif opts.mode == "full":  # the pass is complete: say so, with an empty batch of the schema
                     empty = pa.RecordBatch.from_pylist([], schema=plan.schema)
-                    yield Chunk(empty, self._cursor(plan, last, complete=True), plan.label)
+                    yield self._chunk(plan, empty, None, last, True)
                 if done:
                     return
+
+    def _chunk(
+        self, plan: _Plan, batch: pa.RecordBatch, first_key: list[Any] | None, last: list[Any] | None,
+        done: bool, rejects: pa.Table | None = None,
+    ) -> Chunk:  # fmt: skip
+        shown = (
+            f"{plan.label} {_show_key(plan.key, first_key)} … {_show_key(plan.key, last)}"
+            if first_key is not None and last is not None
+            else plan.label
+        )
+        return Chunk(
+            batch, self._cursor(plan, last, complete=done), shown, rejects=rejects, bytes_read=batch.nbytes
+        )
 
     # --- parallel key ranges (full mode, ADBC, one integer key) ---
 
@@ -957,25 +987,29 @@ class SqlSource:
                 with self._adbc_connect() as fast, contextlib.ExitStack() as stack:
                     conn: Connection | None = None
                     while not cancel.is_set():
-                        rejects = None
-                        with self._errors(f"cannot read {plan.label} in"):
-                            page = self._adbc_page(fast, plan, last, r["to"])
-                        if page is not None:
-                            batch, done = page
-                        else:  # a value that does not fit: this page the Python way, misfits quarantined
+                        done, misfit = False, False
+                        for item in self._adbc_stream(fast, plan, last, r["to"]):
+                            if item is None:
+                                misfit = True
+                                break
+                            batch, done = item
+                            end = batch.column(plan.key_idx[0])[-1].as_py() if batch.num_rows else None
+                            if end is not None:
+                                last = [end]
+                            if not put((i, batch, None, end, done)):
+                                return
+                        if misfit:  # a value that does not fit: a page the Python way, misfits quarantined
                             if conn is None:
                                 conn = stack.enter_context(self._connect())
                             with self._errors(f"cannot read {plan.label} in"):
-                                rows, done = self._page(conn, plan, last, r["to"])
+                                rows, done = self._page(conn, plan, last, r["to"], n=self.misfit_rows)
                             batch, rejects = self._batch(rows, plan) if rows else (None, None)
-                        end = (  # the page's last key, read (a misfit row at the end included)
-                            batch.column(plan.key_idx[0])[-1].as_py()
-                            if page is not None and batch.num_rows
-                            else (rows[-1][plan.key_idx[0]] if page is None and rows else None)
-                        )
-                        if end is not None:
-                            last = [end]
-                        if not put((i, batch, rejects, end, done)) or done:
+                            end = rows[-1][plan.key_idx[0]] if rows else None  # a misfit row at the end too
+                            if end is not None:
+                                last = [end]
+                            if not put((i, batch, rejects, end, done)):
+                                return
+                        if done:
                             return
             except BaseException as err:  # handed to the reading thread, which raises it
                 put(err)
@@ -1050,11 +1084,11 @@ class SqlSource:
         )
 
     def _page(
-        self, conn: Connection, plan: _Plan, last: list[Any] | None, upto: Any = None
+        self, conn: Connection, plan: _Plan, last: list[Any] | None, upto: Any = None, *, n: int | None = None
     ) -> tuple[list[Sequence[Any]], bool]:
-        """One page after `last` (and up to the key `upto`, for a range of a parallel read), in key
-        order, and whether it is the last page."""
-        n = self.batch_rows
+        """One page of `n` rows (default `batch_rows`) after `last` (and up to the key `upto`, for a
+        range of a parallel read), in key order, and whether it is the last page."""
+        n = n or self.batch_rows
         stmt = self._select(plan)
         if last is not None:
             stmt = stmt.where(self._after(plan, last))
@@ -1096,8 +1130,7 @@ class SqlSource:
 
     # --- the Arrow-native PostgreSQL path (ADBC) ---
 
-    @contextlib.contextmanager
-    def _adbc_connect(self) -> Iterator[Any]:
+    def _adbc_open(self) -> Any:
         """An ADBC connection whose every transaction is read-only (libpq inside the wheel)."""
         assert adbc_pg is not None
         url = self.url.set(drivername="postgresql")
@@ -1110,10 +1143,32 @@ class SqlSource:
             with self._errors("cannot connect to"), contextlib.closing(conn.cursor()) as cur:
                 cur.execute("SET default_transaction_read_only = on")
                 cur.execute("SET standard_conforming_strings = on")
+        except BaseException:
+            with contextlib.suppress(AdbcError):
+                conn.close()
+            raise
+        return conn
+
+    @contextlib.contextmanager
+    def _adbc_connect(self) -> Iterator[Any]:
+        conn = self._adbc_open()
+        try:
             yield conn
         finally:
             with contextlib.suppress(AdbcError):
                 conn.close()
+
+    @contextlib.contextmanager
+    def _adbc_opening(self) -> Iterator[Callable[[], Any]]:
+        """`_adbc_connect` started in a thread: yields the function that waits for the connection
+        (and raises its error); the connection is closed on the way out."""
+        with ThreadPoolExecutor(1, thread_name_prefix="sql-adbc-connect") as pool:
+            future = pool.submit(self._adbc_open)
+            try:
+                yield future.result
+            finally:
+                with contextlib.suppress(BaseException):
+                    future.result().close()
 
     def _adbc_sql(self, stmt: sa.Select[Any]) -> str:
         # a dialect that does not double '%' (no pyformat parameters: every value is a literal)
@@ -1144,46 +1199,97 @@ class SqlSource:
             columns.append(col)
         return sa.select(*columns).select_from(plan.source).where(*[k.is_not(None) for k in plan.key_cols])
 
-    def _adbc_page(
+    def _adbc_stream(
         self, conn: Any, plan: _Plan, last: list[Any] | None, upto: Any = None
-    ) -> tuple[pa.RecordBatch, bool] | None:
-        """`_page` read as Arrow; None when a value does not fit its column (the Python path then reads
-        the page again, to send the misfits to the quarantine)."""
+    ) -> Iterator[tuple[pa.RecordBatch, bool] | None]:
+        """`_page` read as Arrow and yielded as the driver decodes it, in batches of about
+        ADBC_BATCH_BYTES: `(batch, done)`, `done` on the last batch of the last page. Each batch is
+        yielded once the next one has come (the last one once the page is over, to know whether it is
+        the last page), and never ends inside a group of rows with the same key: with a cursor column
+        alone as the key, a batch's trailing group waits for the next batch, and a full page's trailing
+        group is read whole, as `_page` does. So each batch's last key is a cursor to resume from.
+        `None`, and nothing more, when a value does not fit its column: the caller reads a page the
+        Python way from the last key it was given, to send the misfits to the quarantine."""
         n = self.batch_rows
         stmt = self._adbc_select(plan)
         if last is not None:
             stmt = stmt.where(self._after(plan, last, _pg_literal))
         if upto is not None:
             stmt = stmt.where(plan.key_cols[0] <= _pg_literal(upto))
+        doing = f"cannot read {plan.label} in"
+        held: pa.RecordBatch | None = None  # read, not yet yielded
+        rows = 0
         with contextlib.closing(conn.cursor()) as cur:
             try:
-                cur.execute(self._adbc_sql(stmt.order_by(*plan.key_cols).limit(n)))
-                table = cur.fetch_arrow_table()
-            except AdbcError as err:  # a NaN decimal has no scaled integer: the page the Python way
-                if "cannot convert nan" in str(err).lower() or "cannot convert infinity" in str(err).lower():
-                    return None
-                raise
-            done = table.num_rows < n
-            if not done and not plan.unique_key:
-                # never end a page inside a group of equal cursor values: drop it, read it whole
-                tie = [table.column(i)[-1].as_py() for i in plan.key_idx]
-                same = None
-                for i, v in zip(plan.key_idx, tie, strict=True):
-                    eq = pc.equal(table.column(i), pa.scalar(v, table.column(i).type))
-                    same = eq if same is None else pc.and_(same, eq)
-                keep = pc.invert(same)
+                with self._errors(doing):
+                    cur.adbc_statement.set_options(**{ADBC_BATCH_BYTES_OPTION: str(ADBC_BATCH_BYTES)})
+                    cur.execute(self._adbc_sql(stmt.order_by(*plan.key_cols).limit(n)))
+                    reader = cur.fetch_record_batch()
+                while True:
+                    try:
+                        raw = reader.read_next_batch()
+                    except StopIteration:
+                        break
+                    if not raw.num_rows:
+                        continue
+                    rows += raw.num_rows
+                    batch = self._adbc_batch(raw, plan)
+                    if held is not None:
+                        cut = self._safe_end(held, plan)
+                        if cut:
+                            yield held.slice(0, cut), False
+                        if cut < held.num_rows:  # a group that may go on in this batch
+                            batch = (
+                                pa.Table.from_batches([held.slice(cut), batch])
+                                .combine_chunks()
+                                .to_batches()[0]
+                            )
+                    held = batch
+            except (AdbcError, OSError, pa.ArrowException, ValueError) as err:
+                if isinstance(err, AdbcError | OSError) and not _misfit_error(err):
+                    raise BadRequest(
+                        self._scrub(f"sql source: {doing} {self.safe_url}: {adbc_reason(err)}")
+                    ) from None
+                # a value that does not fit (a NaN decimal has no scaled integer; a value its column's
+                # type cannot hold): what was read whole before it, then the Python way
+                cut = self._safe_end(held, plan) if held is not None else 0
+                if held is not None and cut:
+                    yield held.slice(0, cut), False
+                yield None
+                return
+            done = rows < n
+            if held is not None and not done and not plan.unique_key:
+                # never end a page inside a group of equal cursor values: the group, read whole
+                cut = self._safe_end(held, plan)
+                tie = [held.column(i)[-1].as_py() for i in plan.key_idx]
                 group = self._adbc_select(plan).where(
                     *[c == _pg_literal(v) for c, v in zip(plan.key_cols, tie, strict=True)]
                 )
-                cur.execute(self._adbc_sql(group))
-                table = pa.concat_tables([table.filter(keep), cur.fetch_arrow_table()])
-        try:
-            columns = [_adbc_cast(table.column(i), f.type) for i, f in enumerate(plan.schema)]
-        except (pa.ArrowException, ValueError):
-            return None
-        batch = pa.Table.from_arrays(columns, schema=plan.schema).combine_chunks().to_batches()
-        out = batch[0] if batch else pa.RecordBatch.from_pylist([], schema=plan.schema)
-        return out, done
+                try:
+                    with self._errors(doing):
+                        cur.execute(self._adbc_sql(group))
+                        table = cur.fetch_arrow_table()
+                    group_batch = self._adbc_batch(table, plan)
+                    held = (
+                        pa.Table.from_batches([held.slice(0, cut), group_batch])
+                        .combine_chunks()
+                        .to_batches()[0]
+                    )
+                except (pa.ArrowException, ValueError):
+                    yield None
+                    return
+        yield (held if held is not None else pa.RecordBatch.from_pylist([], schema=plan.schema)), done
+
+    def _safe_end(self, batch: pa.RecordBatch, plan: _Plan) -> int:
+        """How many of the batch's rows can be yielded now: all with a unique key, else those before the
+        group of rows sharing its last key (which may go on in what follows)."""
+        return batch.num_rows if plan.unique_key else _trailing_group(batch, plan.key_idx)
+
+    def _adbc_batch(self, raw: pa.RecordBatch | pa.Table, plan: _Plan) -> pa.RecordBatch:
+        """What the driver gave, as a batch of the plan's schema (raises when a value does not fit)."""
+        columns = [_adbc_cast(pa.chunked_array(raw.column(i)), f.type) for i, f in enumerate(plan.schema)]
+        out = pa.Table.from_arrays(columns, schema=plan.schema).combine_chunks().to_batches()
+        return out[0] if out else pa.RecordBatch.from_pylist([], schema=plan.schema)
 
     def _batch(self, rows: list[Sequence[Any]], plan: _Plan) -> tuple[pa.RecordBatch, pa.Table | None]:
         """Rows as one Arrow batch of the plan's schema, column by column; misfits to the quarantine.
@@ -1252,6 +1358,24 @@ def _adbc_exact(got: pa.Field, want: pa.DataType) -> bool:
     if typname in ("timestamp", "timestamptz"):
         return (typname == "timestamptz") == (want.tz is not None)  # type: ignore[attr-defined]
     return True
+
+
+def _misfit_error(err: Exception) -> bool:
+    """PostgreSQL refusing a value the Arrow path's query converts (a NaN or an infinity numeric has
+    no scaled integer): the page is then read the Python way, which quarantines the row."""
+    text = str(err).lower()
+    return "cannot convert nan" in text or "cannot convert infinity" in text
+
+
+def _trailing_group(batch: pa.RecordBatch, key_idx: list[int]) -> int:
+    """Where the rows with the batch's last key start (the batch is in key order)."""
+    same = None
+    for i in key_idx:
+        column = batch.column(i)
+        eq = pc.fill_null(pc.equal(column, column[-1]), False)
+        same = eq if same is None else pc.and_(same, eq)
+    assert same is not None
+    return batch.num_rows - pc.sum(same).as_py()
 
 
 def _scaled(t: pa.DataType) -> bool:
