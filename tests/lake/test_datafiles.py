@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyiceberg.io import load_file_io
 
@@ -69,3 +70,43 @@ def test_an_abandoned_writer_deletes_its_files(table) -> None:  # type: ignore[n
     writer.abort()
     assert not any(Path(p.removeprefix("file://")).exists() for p in writer.paths)
     assert table.current_snapshot() is None
+
+
+def test_each_file_keeps_a_dictionary_only_for_columns_whose_values_repeat(ws: Workspace, table) -> None:  # type: ignore[no-untyped-def]
+    schema = pa.schema(
+        [pa.field("id", pa.int64()), pa.field("city", pa.string()), pa.field("note", pa.string())]
+    )
+    cities = ["Rabat", "Fès", "Agadir", None]
+    big = pa.RecordBatch.from_pylist(
+        [{"id": i, "city": cities[i % 4], "note": f"note {i}"} for i in range(5_000)], schema=schema
+    )
+    small = big.slice(0, 200)  # too few values to judge: Parquet's default, a dictionary everywhere
+    nested = pa.RecordBatch.from_arrays(
+        [pa.array(range(5_000), pa.int64()), pa.array([[i] for i in range(5_000)], pa.list_(pa.int64()))],
+        names=["id", "tags"],
+    )
+    for first, want in ((big, {"id": False, "city": True, "note": False}),
+                        (small, {"id": True, "city": True, "note": True}),
+                        (nested, {"id": True, "tags.list.element": True})):  # fmt: skip
+        ensure_namespace(ws.catalog, "default")
+        name = f"dict_{first.num_columns}_{first.num_rows}"
+        t = ws.catalog.create_table(("default", name), schema=first.schema, properties=TABLE_DEFAULTS)
+        writer = DataFileWriter(t.io, t.metadata, first.schema)
+        writer.write(first)
+        writer.write(first)  # a second row group follows the file's choice
+        (data_file,) = writer.close()
+        meta = pq.ParquetFile(data_file.file_path.removeprefix("file://")).metadata
+        assert meta.num_row_groups == 2
+        for rg in range(meta.num_row_groups):
+            got = {
+                meta.row_group(rg).column(c).path_in_schema: meta.row_group(rg).column(c).has_dictionary_page
+                for c in range(meta.num_columns)
+            }
+            assert got == want, (name, rg)
+        tx = t.transaction()
+        with tx.update_snapshot().fast_append() as append:
+            append.append_data_file(data_file)
+        tx.commit_transaction()
+        back = ws.catalog.load_table(("default", name)).scan().to_arrow()
+        assert back.num_rows == 2 * first.num_rows
+        assert back.slice(0, first.num_rows).equals(pa.Table.from_batches([first]).cast(back.schema))

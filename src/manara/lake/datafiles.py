@@ -9,6 +9,17 @@ its metadata left to write. The files follow pyiceberg's own write path: the tab
 its field ids, its Parquet properties, its location provider and statistics; they are committed
 with `Transaction.update_snapshot().fast_append()`.
 
+**Dictionary encoding, column by column.** Parquet's writer tries a dictionary for every column of
+every row group and gives it up once the dictionary outgrows its page limit: for a column whose
+values are mostly distinct (keys, timestamps, measures, hashes) that is work thrown away at each
+row group, and the abandoned dictionary page is still written. Here each file decides from its first
+batch (when it has at least DICTIONARY_SAMPLE_ROWS values): a column whose values are more than
+DICTIONARY_MAX_DISTINCT distinct is written plain, every other one with a dictionary. Measured on the
+benchmark table (1M rows, 6 columns of mostly distinct values, 50,000-row row groups): encoding
+0.254 s -> 0.137 s, file 30.9 -> 19.8 MB; a pipeline from PostgreSQL 1.54M -> 1.68M rows/s
+(docs/benchmarks.md). Columns with repeated values (a status, a city, a product code) keep
+their dictionary; nested columns always do.
+
 Files written for a group that is then abandoned (an error, a kill) are never referenced by a
 snapshot; `abort` deletes them when it can.
 """
@@ -17,22 +28,82 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import Any
 
 import pyarrow as pa
-from pyiceberg.io import FileIO
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pyiceberg.io import FileIO, OutputFile, OutputStream
 from pyiceberg.io.pyarrow import (
+    DataFileStatistics,
     FileFormatFactory,
+    _get_parquet_writer_kwargs,
     _to_requested_schema,
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
     pyarrow_to_schema,
     sanitize_column_names,
 )
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.schema import Schema
 from pyiceberg.table import TableProperties, WriteTask
 from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
-from pyiceberg.typedef import Record
+from pyiceberg.typedef import Properties, Record
 from pyiceberg.utils.properties import property_as_int
+
+DICTIONARY_SAMPLE_ROWS = 1_000  # a first batch with fewer values keeps Parquet's default (dictionary)
+DICTIONARY_MAX_DISTINCT = 0.5  # above this share of distinct values a column is written plain
+
+
+def dictionary_columns(first: pa.Table) -> bool | list[str]:
+    """The columns of a file to dictionary-encode, judged on its first batch (True: all of them)."""
+    if any(pa.types.is_nested(f.type) for f in first.schema):
+        return True
+    chosen = []
+    for field, column in zip(first.schema, first.columns, strict=True):
+        values = len(column) - column.null_count
+        if values < DICTIONARY_SAMPLE_ROWS:
+            return True
+        if pc.count_distinct(column, mode="only_valid").as_py() <= DICTIONARY_MAX_DISTINCT * values:
+            chosen.append(field.name)
+    return chosen
+
+
+class ParquetFile:
+    """One Parquet data file written as pyiceberg writes it (its Parquet properties, decimals as
+    integers, statistics for the manifest), with the dictionary chosen per column."""
+
+    def __init__(
+        self, output: OutputFile, file_schema: Schema, properties: Properties, first: pa.Table
+    ) -> None:
+        self.file_schema, self.properties = file_schema, properties
+        self.row_group_rows = property_as_int(
+            properties,
+            TableProperties.PARQUET_ROW_GROUP_LIMIT,
+            TableProperties.PARQUET_ROW_GROUP_LIMIT_DEFAULT,
+        )
+        self.stream: OutputStream = output.create(overwrite=True)
+        try:
+            self.writer = pq.ParquetWriter(
+                self.stream, schema=first.schema, store_decimal_as_integer=True,
+                use_dictionary=dictionary_columns(first), **_get_parquet_writer_kwargs(properties),
+            )  # fmt: skip
+        except BaseException:
+            self.stream.close()
+            raise
+
+    def write(self, table: pa.Table) -> None:
+        self.writer.write_table(table, row_group_size=self.row_group_rows)
+
+    def close(self) -> DataFileStatistics:
+        with self.stream:
+            self.writer.close()
+        return data_file_statistics_from_parquet_metadata(
+            parquet_metadata=self.writer.writer.metadata,
+            stats_columns=compute_statistics_plan(self.file_schema, self.properties),
+            parquet_column_mapping=parquet_path_to_id_mapping(self.file_schema),
+        )
 
 
 class DataFileWriter:
@@ -47,6 +118,8 @@ class DataFileWriter:
                 TableProperties.WRITE_FILE_FORMAT, TableProperties.WRITE_FILE_FORMAT_DEFAULT
             )
         )
+        if self.format != FileFormat.PARQUET:
+            raise ValueError(f"DataFileWriter writes Parquet data files only, not {self.format.name}")
         self.model = FileFormatFactory.get(self.format)
         self.locations = load_location_provider(
             table_location=metadata.location, table_properties=metadata.properties
@@ -68,8 +141,8 @@ class DataFileWriter:
         self.write_uuid = uuid.uuid4()
         self.files: list[DataFile] = []
         self.paths: list[str] = []
-        self._writer: Any = None
-        self._output: Any = None
+        self._writer: ParquetFile | None = None
+        self._output: OutputFile | None = None
         self._path = ""
         self._bytes = 0
 
@@ -77,10 +150,10 @@ class DataFileWriter:
         """Encode `batch` into the open file (opening one when none is), rolling past the target size."""
         if not batch.num_rows:
             return
-        shaped = _to_requested_schema(
+        shaped = pa.Table.from_batches([_to_requested_schema(
             requested_schema=self.file_schema, file_schema=self.batch_schema, batch=batch,
             include_field_ids=True, format_model=self.model,
-        )  # fmt: skip
+        )])  # fmt: skip
         if self._writer is None:
             task = WriteTask(write_uuid=self.write_uuid, task_id=len(self.paths), record_batches=[],
                              schema=self.batch_schema)  # fmt: skip
@@ -88,15 +161,15 @@ class DataFileWriter:
             self._path = self.locations.new_data_location(data_file_name=name)
             self.paths.append(self._path)
             self._output = self.io.new_output(self._path)
-            self._writer = self.model.create_writer(self._output, self.file_schema, self.metadata.properties)
-        self._writer.write(pa.Table.from_batches([shaped]))
+            self._writer = ParquetFile(self._output, self.file_schema, self.metadata.properties, first=shaped)
+        self._writer.write(shaped)
         self._bytes += batch.nbytes
         if self._bytes >= self.target:
             self._roll()
 
     def _roll(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is None:
+        if writer is None or self._output is None:
             return
         statistics = writer.close()
         self.files.append(
