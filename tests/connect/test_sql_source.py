@@ -619,18 +619,22 @@ def dataset_rows_by_id_named(ws: Workspace, operator: Principal, name: str) -> l
     return table.scan().to_arrow().column("id").to_pylist()
 
 
-def test_small_decimals_come_as_scaled_integers_exactly(
+def test_decimals_come_as_text_and_are_parsed_exactly(
     source_url: str, engine: sa.Engine, database_url: str | None, read_engine: str
 ) -> None:
     if not database_url or read_engine != "adbc":
         pytest.skip("needs PostgreSQL (MANARA_TEST_DATABASE_URL)")
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            "CREATE TABLE src_money (id int PRIMARY KEY, amount numeric(12, 2), big numeric(18, 4))"
+            "CREATE TABLE src_money (id int PRIMARY KEY, amount numeric(12, 2), big numeric(18, 4), "
+            "wide numeric(38, 10), free numeric)"
         )
         conn.exec_driver_sql(
-            "INSERT INTO src_money VALUES (1, 0.01, 99999999999999.9999), (2, -0.01, -99999999999999.9999), "
-            "(3, NULL, 0), (4, 9999999999.99, 1.5), (5, 'NaN', 2), (6, -1234.5, NULL)"
+            "INSERT INTO src_money VALUES "
+            "(1, 0.01, 99999999999999.9999, 9999999999999999999999999999.9999999999, 2.50000000000000000000), "
+            "(2, -0.01, -99999999999999.9999, -0.0000000001, -12345678901234567890.123456789), "
+            "(3, NULL, 0, NULL, 0.000000001), (4, 9999999999.99, 1.5, 0, 1e-10), (5, 'NaN', 2, 1, 1), "
+            "(6, -1234.5, NULL, 1, 'Infinity'), (7, 0, 0, 1, 1 / 3.0)"
         )
     options = {"url": source_url, "table": "src_money", "batch_rows": 4}
     fast, slow = source({**options, "engine": "adbc"}), source({**options, "engine": "sqlalchemy"})
@@ -638,10 +642,25 @@ def test_small_decimals_come_as_scaled_integers_exactly(
     sql = fast._adbc_sql
     fast._adbc_sql = lambda stmt: queries.append(sql(stmt)) or queries[-1]  # type: ignore[method-assign]
     got, want = list(fast.read(None)), list(slow.read(None))
-    assert any("AS BIGINT" in q.upper() for q in queries)  # the scaled form was used
+    assert any("AS TEXT" in q.upper() for q in queries)  # the text form was used
     rows = [r for c in got if c.batch is not None for r in c.batch.to_pylist()]
     assert rows == [r for c in want if c.batch is not None for r in c.batch.to_pylist()]
-    assert rows[0] == {"id": 1, "amount": Decimal("0.01"), "big": Decimal("99999999999999.9999")}
-    assert rows[1]["big"] == Decimal("-99999999999999.9999") and rows[2]["amount"] is None
-    bad = [r for c in got if c.rejects is not None for r in c.rejects.to_pylist()]
-    assert [r["position"] for r in bad] == ["table src_money id=5"]  # NaN: quarantined, as before
+    assert rows[0] == {
+        "id": 1,
+        "amount": Decimal("0.01"),
+        "big": Decimal("99999999999999.9999"),
+        "wide": Decimal("9999999999999999999999999999.9999999999"),
+        "free": Decimal("2.5"),
+    }
+    assert rows[1] == {
+        "id": 2,
+        "amount": Decimal("-0.01"),
+        "big": Decimal("-99999999999999.9999"),
+        "wide": Decimal("-1E-10"),
+        "free": Decimal("-12345678901234567890.123456789"),
+    }
+    assert rows[2] == {"id": 3, "amount": None, "big": Decimal(0), "wide": None, "free": Decimal("1E-9")}
+    assert len(rows) == 3  # 1e-10 and one third need more decimals than an unconstrained numeric's 9
+    bad = [r["position"] for c in got if c.rejects is not None for r in c.rejects.to_pylist()]
+    assert bad == [f"table src_money id={i}" for i in (4, 5, 6, 7)]  # NaN, Infinity: quarantined too
+    assert bad == [r["position"] for c in want if c.rejects is not None for r in c.rejects.to_pylist()]
