@@ -26,22 +26,31 @@ picks it there) runs the same page query through the ADBC PostgreSQL driver (lib
 which streams the result as binary COPY straight into Arrow; the columns are then cast to the same
 schema. The key values are written into the query as PostgreSQL literals (faster than `$1`
 parameters: the driver only streams COPY for an unparameterised query). The ADBC connection sets
-`default_transaction_read_only = on` before its first query. The Arrow path is taken only when
-every column arrives as a type that casts to exactly the value the Python path gives (integers,
-float8, bool, text/varchar/char, numeric, timestamp(tz), date, time, bytea); a table with a json,
-uuid, array, interval or real column is read the Python way. A page where a value does not fit its
-column (a NaN numeric into a decimal) is read again the Python way, so its misfits go to the
-quarantine as before. Measured (2-core machine shared with other jobs, a 1,000,000-row 6-column
-table: bigint, int, float8, varchar(20), timestamp, numeric(12,2); rows/s read by the source alone):
-sqlalchemy with 50,000-row pages 202k; adbc with 50,000-row pages 944k, 200,000 1.11M-1.20M,
-500,000 1.22M, 1,000,000 974k: about 5.5x, hence adbc by default with 200,000-row pages (about 40 MB
-of Arrow per page for such rows). End to end into the lake (bench/pg_to_lake.py, same table, same
-machine under load 3-4): Manara 703k-770k rows/s, dlt with ConnectorX 489k-498k, psql COPY ceiling
-about 2.0M. Reading one page ahead in a thread while the pipeline writes measured no gain there
-(no free core): not kept. A decimal of at most 18 digits is read as its scaled integer
-(`(amount * 100)::bigint`, made back into the same decimal128 without arithmetic): PostgreSQL's
-numeric reaches the driver as text, and the scaled integer read the benchmark table 25 % faster
-(end to end 1.06M -> 1.36M rows/s, docs/benchmarks.md).
+`default_transaction_read_only = on` before its first query; it is opened in a thread while the
+table is reflected (it costs about 30 ms: the driver loads the server's type catalogue), and the
+reflection asks for the columns and the primary key only. The Arrow path is taken only when every
+column arrives as a type that casts to exactly the value the Python path gives (integers, float8,
+bool, text/varchar/char, numeric, timestamp(tz), date, time, bytea); a table with a json, uuid,
+array, interval or real column is read the Python way. A decimal travels as its text
+(`amount::text`), parsed by Arrow into the column's decimal exactly: PostgreSQL's text output and
+Arrow's parse cost less than the driver's own numeric conversion or a scaled integer
+(`(amount * 100)::bigint`; see `_adbc_select`). A value that does not fit its column (a NaN, or more
+decimals than the column has) fails the cast: the rows read whole before it are yielded, and a page
+of at most SQLALCHEMY_BATCH_ROWS rows is read again the Python way from there, so its misfits go to
+the quarantine as before.
+
+**Streamed pages.** On the Arrow path a page is a query of `batch_rows` rows (500,000 by default)
+whose result is yielded batch by batch as the driver decodes it (ADBC_BATCH_BYTES, about 50,000
+rows of a 6-column table), so Parquet encoding starts after the first 4 MB instead of after the
+first page, and memory is bounded by the batches, not by the page. A batch is yielded once the next
+one has come (the page's last one once the page is over, to know whether it was the last page),
+and never ends inside a group of rows sharing the key (a cursor column alone as key: the trailing
+group waits for the next batch; a full page's trailing group is read whole, as `_page` does), so
+every batch's last key is a cursor to resume from. Measured end to end into the lake
+(bench/pg_to_lake.py, 1M rows, 2 cores; docs/benchmarks.md): whole 200,000-row pages 1.37M rows/s;
+streamed in 4 MB batches with 500,000-row pages, per-column dictionaries (lake/datafiles.py) and
+decimals as text about 1.6M-1.8M on a quiet machine. Earlier figures, source alone: sqlalchemy with
+50,000-row pages 202k rows/s, adbc about 5.5x that.
 
 **Parallel key ranges** (`parallel: N`, full mode, Arrow path, one integer key). The key's bounds
 are split into N ranges (the last one open, so rows added past today's largest key are read too),
@@ -279,8 +288,9 @@ class SqlOptions(Options):
         None,
         ge=1,
         le=1_000_000,
-        description=f"rows fetched per query (bounded memory); default {SQLALCHEMY_BATCH_ROWS:,} "
-        f"({ADBC_BATCH_ROWS:,} on the Arrow-native PostgreSQL path)",
+        description=f"rows fetched per query; default {SQLALCHEMY_BATCH_ROWS:,} (bounds the memory), "
+        f"{ADBC_BATCH_ROWS:,} on the Arrow-native PostgreSQL path (which streams each query's result "
+        "in batches of about 4 MB)",
     )
     parallel: int = Field(
         1,
