@@ -27,8 +27,9 @@ which streams the result as binary COPY straight into Arrow; the columns are the
 schema. The key values are written into the query as PostgreSQL literals (faster than `$1`
 parameters: the driver only streams COPY for an unparameterised query). The ADBC connection sets
 `default_transaction_read_only = on` before its first query; it is opened in a thread while the
-table is reflected (it costs about 30 ms: the driver loads the server's type catalogue), and the
-reflection asks for the columns and the primary key only. The Arrow path is taken only when every
+table is reflected, with the driver's built-in type table (`type_resolver_mode=builtin`: 6 ms to
+connect, against 30 ms to read the server's type catalogue), and the reflection asks for the
+columns and the primary key only. The Arrow path is taken only when every
 column arrives as a type that casts to exactly the value the Python path gives (integers, float8,
 bool, text/varchar/char, numeric, timestamp(tz), date, time, bytea); a table with a json, uuid,
 array, interval or real column is read the Python way. A decimal travels as its text
@@ -159,6 +160,7 @@ SQLALCHEMY_BATCH_ROWS = 50_000
 ADBC_BATCH_ROWS = 500_000  # rows per page query; measured: see the module docstring
 ADBC_BATCH_BYTES = 4 << 20  # the driver's batches within a page (about 50,000 rows of 6 columns)
 ADBC_BATCH_BYTES_OPTION = "adbc.postgresql.batch_size_hint_bytes"
+ADBC_TYPE_RESOLVER = "adbc.postgresql.type_resolver_mode"
 MAX_COLUMNS_NAMED = 20  # columns listed in an "unknown column" error
 SUBQUERY_ALIAS = "_manara_src"
 
@@ -402,6 +404,8 @@ def _arrow_type(t: TypeEngine[Any], backend: str) -> pa.DataType | None:
     """The Arrow type of a reflected column type; None when the database does not say."""
     if isinstance(t, NullType):
         return None
+    if isinstance(t, postgresql.DOMAIN):  # a PostgreSQL domain: the type it constrains
+        return _arrow_type(t.data_type, backend)
     if backend in _MYSQL:
         special = _mysql_arrow_type(t)
         if special is not None:
@@ -1147,7 +1151,9 @@ class SqlSource:
         query.setdefault("connect_timeout", str(CONNECT_TIMEOUT_S))
         uri = url.set(query=query).render_as_string(hide_password=False)
         with self._errors("cannot connect to"):
-            conn = adbc_pg.connect(uri, autocommit=True)
+            # the driver's built-in type table, not the server's catalogue (read at each connect: 30 ms
+            # against 6): the Arrow path takes built-in types only, anything else reads the Python way
+            conn = adbc_pg.connect(uri, db_kwargs={ADBC_TYPE_RESOLVER: "builtin"}, autocommit=True)
         try:
             with self._errors("cannot connect to"), contextlib.closing(conn.cursor()) as cur:
                 cur.execute("SET default_transaction_read_only = on")
