@@ -1175,8 +1175,8 @@ class SqlSource:
 
     @contextlib.contextmanager
     def _adbc_opening(self) -> Iterator[Callable[[], Any]]:
-        """`_adbc_connect` started in a thread: yields the function that waits for the connection
-        (and raises its error); the connection is closed on the way out."""
+        """`_adbc_open` run in a thread: yields the function that waits for the connection (and
+        raises its error); the connection is closed on the way out."""
         with ThreadPoolExecutor(1, thread_name_prefix="sql-adbc-connect") as pool:
             future = pool.submit(self._adbc_open)
             try:
