@@ -1256,11 +1256,7 @@ class SqlSource:
                         if cut:
                             yield held.slice(0, cut), False
                         if cut < held.num_rows:  # a group that may go on in this batch
-                            batch = (
-                                pa.Table.from_batches([held.slice(cut), batch])
-                                .combine_chunks()
-                                .to_batches()[0]
-                            )
+                            batch = _contiguous(pa.Table.from_batches([held.slice(cut), batch]))
                     held = batch
             except (AdbcError, OSError) as err:  # the driver's reader raises OSError
                 raise BadRequest(
@@ -1286,16 +1282,13 @@ class SqlSource:
                     with self._errors(doing):
                         cur.execute(self._adbc_sql(group))
                         table = cur.fetch_arrow_table()
-                    group_batch = self._adbc_batch(table, plan)
-                    held = (
-                        pa.Table.from_batches([held.slice(0, cut), group_batch])
-                        .combine_chunks()
-                        .to_batches()[0]
+                    held = _contiguous(
+                        pa.Table.from_batches([held.slice(0, cut), self._adbc_batch(table, plan)])
                     )
                 except (pa.ArrowException, ValueError):
                     yield None
                     return
-        yield (held if held is not None else pa.RecordBatch.from_pylist([], schema=plan.schema)), done
+        yield (held if held is not None else _contiguous(plan.schema.empty_table())), done
 
     def _safe_end(self, batch: pa.RecordBatch, plan: _Plan) -> int:
         """How many of the batch's rows can be yielded now: all with a unique key, else those before the
@@ -1305,8 +1298,7 @@ class SqlSource:
     def _adbc_batch(self, raw: pa.RecordBatch | pa.Table, plan: _Plan) -> pa.RecordBatch:
         """What the driver gave, as a batch of the plan's schema (raises when a value does not fit)."""
         columns = [pa.chunked_array(raw.column(i)).cast(f.type, safe=True) for i, f in enumerate(plan.schema)]
-        out = pa.Table.from_arrays(columns, schema=plan.schema).combine_chunks().to_batches()
-        return out[0] if out else pa.RecordBatch.from_pylist([], schema=plan.schema)
+        return _contiguous(pa.Table.from_arrays(columns, schema=plan.schema))
 
     def _batch(self, rows: list[Sequence[Any]], plan: _Plan) -> tuple[pa.RecordBatch, pa.Table | None]:
         """Rows as one Arrow batch of the plan's schema, column by column; misfits to the quarantine.
@@ -1375,6 +1367,12 @@ def _adbc_exact(got: pa.Field, want: pa.DataType) -> bool:
     if typname in ("timestamp", "timestamptz"):
         return (typname == "timestamptz") == (want.tz is not None)  # type: ignore[attr-defined]
     return True
+
+
+def _contiguous(table: pa.Table) -> pa.RecordBatch:
+    """A table as one batch (its chunks combined; an empty batch of its schema when it has no rows)."""
+    out = table.combine_chunks().to_batches()
+    return out[0] if out else pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
 def _trailing_group(batch: pa.RecordBatch, key_idx: list[int]) -> int:
